@@ -1,0 +1,215 @@
+"""Load and save BERT checkpoints in the Hugging Face layout.
+
+A checkpoint directory (the layout of tohoku-nlp/bert-base-japanese-v3) holds
+config.json, model.safetensors (or pytorch_model.bin), vocab.txt and
+tokenizer_config.json. Our modules use their own readable parameter names;
+the two functions below translate between them and Hugging Face's names.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .config import BertConfig
+from .models import BertForMaskedLM, BertForSequenceClassification, BertModel
+
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+# Our module name -> Hugging Face's, inside layer N ("layers.N." / "encoder.layer.N.").
+LAYER_MODULES = {
+    "attention.query": "attention.self.query",
+    "attention.key": "attention.self.key",
+    "attention.value": "attention.self.value",
+    "attention.output": "attention.output.dense",
+    "attention_norm": "attention.output.LayerNorm",
+    "feed_forward.up": "intermediate.dense",
+    "feed_forward.down": "output.dense",
+    "output_norm": "output.LayerNorm",
+}
+# Our module name -> Hugging Face's, outside the layers.
+OTHER_MODULES = {
+    "embeddings.token": "embeddings.word_embeddings",
+    "embeddings.position": "embeddings.position_embeddings",
+    "embeddings.segment": "embeddings.token_type_embeddings",
+    "embeddings.norm": "embeddings.LayerNorm",
+    "pooler.dense": "pooler.dense",
+    "mlm_head.dense": "cls.predictions.transform.dense",
+    "mlm_head.norm": "cls.predictions.transform.LayerNorm",
+    "classifier": "classifier",
+}
+# Whole parameter names that are not "<module>.<weight|bias>".
+OTHER_PARAMETERS = {"mlm_head.bias": "cls.predictions.bias"}
+# Keys we do not keep: the tied decoder, the next-sentence head, buffers.
+HF_IGNORED = ("cls.predictions.decoder.", "cls.seq_relationship.", "position_ids")
+LAYER_KEY = re.compile(r"^(layers|encoder\.layer)\.(\d+)\.(.+)\.(weight|bias)$")
+
+
+def _invert(mapping: dict) -> dict:
+    return {v: k for k, v in mapping.items()}
+
+
+def rename(key: str, layer_modules: dict, other_modules: dict, other_parameters: dict,
+           layer_prefix: str) -> str | None:
+    """Rename one parameter key with the given tables; None if it has no counterpart."""
+    if key in other_parameters:
+        return other_parameters[key]
+    if match := LAYER_KEY.match(key):
+        _, index, module, param = match.groups()
+        if module in layer_modules:
+            return f"{layer_prefix}.{index}.{layer_modules[module]}.{param}"
+        return None
+    module, _, param = key.rpartition(".")
+    if module in other_modules:
+        return f"{other_modules[module]}.{param}"
+    return None
+
+
+def hf_key_to_ours(key: str) -> str | None:
+    """'bert.encoder.layer.0.attention.self.query.weight' -> 'layers.0.attention.query.weight'."""
+    if any(part in key for part in HF_IGNORED):
+        return None
+    key = key.removeprefix("bert.")
+    if "LayerNorm." in key:  # very old checkpoints call γ, β gamma and beta
+        key = key.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")
+    return rename(key, _invert(LAYER_MODULES), _invert(OTHER_MODULES),
+                  _invert(OTHER_PARAMETERS), "layers")
+
+
+def our_key_to_hf(key: str) -> str:
+    """The inverse of hf_key_to_ours (without the 'bert.' prefix)."""
+    hf_key = rename(key, LAYER_MODULES, OTHER_MODULES, OTHER_PARAMETERS, "encoder.layer")
+    if hf_key is None:
+        raise KeyError(f"Hugging Face 形式に対応する名前がありません: {key}")
+    return hf_key
+
+
+ARCHITECTURES = {
+    BertModel: "BertModel",
+    BertForMaskedLM: "BertForMaskedLM",
+    BertForSequenceClassification: "BertForSequenceClassification",
+}
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded; the message names the file and key."""
+
+
+def encoder_prefix(model) -> str:
+    """Where the encoder's parameters live in our model: '' or 'bert.'."""
+    return "" if isinstance(model, BertModel) else "bert."
+
+
+def to_hf_state_dict(model) -> dict[str, torch.Tensor]:
+    """Our parameters under Hugging Face's names, ready for model.safetensors."""
+    state = {}
+    for key, tensor in model.state_dict().items():
+        if key.startswith("bert."):
+            hf_key = "bert." + our_key_to_hf(key.removeprefix("bert."))
+        else:
+            hf_key = our_key_to_hf(key)
+        state[hf_key] = tensor.detach().contiguous().cpu()
+    return state
+
+
+def from_hf_state_dict(hf_state: dict[str, torch.Tensor], model) -> dict[str, torch.Tensor]:
+    """Hugging Face names -> our names for this model (encoder keys get its prefix)."""
+    prefix = encoder_prefix(model)
+    state = {}
+    for hf_key, tensor in hf_state.items():
+        key = hf_key_to_ours(hf_key)
+        if key is None:
+            continue
+        is_head = key.startswith(("mlm_head.", "classifier."))
+        state[key if is_head else prefix + key] = tensor
+    return state
+
+
+def find_weights(directory: Path) -> Path:
+    for name in WEIGHT_FILES:
+        if (directory / name).exists():
+            return directory / name
+    raise CheckpointError(
+        f"{directory}: 重みファイルがありません (探したもの: {', '.join(WEIGHT_FILES)})。"
+        " Hugging Face 形式の BERT チェックポイントのディレクトリを指定してください"
+    )
+
+
+def read_weights(path: Path) -> dict[str, torch.Tensor]:
+    if path.suffix == ".safetensors":
+        return load_file(str(path))
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def resolve_checkpoint(name_or_path: str | Path) -> Path:
+    """A local directory as it is, or a Hugging Face model id downloaded to the cache."""
+    path = Path(name_or_path)
+    if path.is_dir():
+        return path
+    if path.exists() or str(name_or_path).startswith((".", "/")) or str(name_or_path).count("/") != 1:
+        raise CheckpointError(f"{name_or_path}: チェックポイントのディレクトリが見つかりません")
+    from huggingface_hub import snapshot_download
+
+    patterns = ["config.json", "vocab.txt", "tokenizer_config.json", *WEIGHT_FILES]
+    try:
+        return Path(snapshot_download(str(name_or_path), allow_patterns=patterns))
+    except Exception as e:  # offline, unknown id, ...
+        raise CheckpointError(
+            f"{name_or_path}: Hugging Face Hub から取得できません ({type(e).__name__})。"
+            " オフラインならローカルのディレクトリを指定してください"
+        ) from None
+
+
+def check_shapes(state, model, weights_path: Path) -> None:
+    expected = model.state_dict()
+    for key, tensor in state.items():
+        if key in expected and expected[key].shape != tensor.shape:
+            raise CheckpointError(
+                f"{weights_path}: '{our_key_to_hf(key.removeprefix('bert.'))}' の形 "
+                f"{tuple(tensor.shape)} が config.json の設定から決まる形 "
+                f"{tuple(expected[key].shape)} と一致しません"
+            )
+
+
+def load_model(name_or_path, model_class=BertModel, *, labels=None, multi_label=None,
+               config_overrides=None):
+    """Build `model_class` from a checkpoint directory (or model id) and load its weights.
+
+    Heads missing from the checkpoint (e.g. a classifier on top of a pre-trained
+    encoder) keep their fresh initialisation; a missing encoder weight is an error.
+    Returns (model, missing_keys).
+    """
+    directory = resolve_checkpoint(name_or_path)
+    config_path = directory / "config.json"
+    if not config_path.exists():
+        raise CheckpointError(f"{directory}: config.json がありません (Hugging Face 形式ではありません)")
+    config = BertConfig.load(config_path)
+    if labels is not None:
+        config.labels = list(labels)
+    if multi_label is not None:
+        config.multi_label = multi_label
+    for key, value in (config_overrides or {}).items():
+        setattr(config, key, value)
+    model = model_class(config)
+    weights_path = find_weights(directory)
+    state = from_hf_state_dict(read_weights(weights_path), model)
+    check_shapes(state, model, weights_path)
+    result = model.load_state_dict(state, strict=False)
+    encoder_missing = [k for k in result.missing_keys if not k.startswith(("mlm_head.", "classifier."))]
+    if encoder_missing:
+        hf_name = our_key_to_hf(encoder_missing[0].removeprefix("bert."))
+        raise CheckpointError(f"{weights_path}: '{hf_name}' がありません (ほか {len(encoder_missing) - 1} 個)")
+    return model, result.missing_keys
+
+
+def save_model(model, directory, tokenizer=None) -> Path:
+    """Write config.json + model.safetensors (+ the tokenizer files) in the HF layout."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    model.config.save(directory / "config.json", ARCHITECTURES[type(model)])
+    save_file(to_hf_state_dict(model), str(directory / "model.safetensors"), metadata={"format": "pt"})
+    if tokenizer is not None:
+        tokenizer.save(directory)
+    return directory

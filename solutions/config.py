@@ -1,0 +1,90 @@
+"""BERT hyper-parameters, read from and written to a Hugging Face ``config.json``."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class BertConfig:
+    vocab_size: int = 32768
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    layer_norm_eps: float = 1e-12
+    pad_token_id: int = 0
+    initializer_range: float = 0.02
+    classifier_dropout: float | None = None
+    # Classification only: label names in output order, and single/multi-label.
+    labels: list[str] = field(default_factory=list)
+    multi_label: bool = False
+
+    def __post_init__(self):
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"hidden_size ({self.hidden_size}) は num_attention_heads "
+                f"({self.num_attention_heads}) で割り切れなければなりません"
+            )
+
+    @property
+    def head_size(self) -> int:
+        return self.hidden_size // self.num_attention_heads
+
+    @classmethod
+    def from_hf_dict(cls, d: dict) -> "BertConfig":
+        """Build from a Hugging Face config dict (unknown keys are ignored)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in d.items() if k in names}
+        id2label = d.get("id2label") or {}
+        if id2label and "labels" not in d:
+            kwargs["labels"] = [id2label[k] for k in sorted(id2label, key=int)]
+        kwargs["multi_label"] = d.get("problem_type") == "multi_label_classification"
+        return cls(**kwargs)
+
+    def to_hf_dict(self, architecture: str = "BertModel") -> dict:
+        d = dataclasses.asdict(self)
+        labels, multi_label = d.pop("labels"), d.pop("multi_label")
+        d.update(model_type="bert", architectures=[architecture],
+                 position_embedding_type="absolute", use_cache=True)
+        if labels:
+            d["id2label"] = {str(i): name for i, name in enumerate(labels)}
+            d["label2id"] = {name: i for i, name in enumerate(labels)}
+            d["problem_type"] = ("multi_label_classification" if multi_label
+                                 else "single_label_classification")
+        return d
+
+    @classmethod
+    def load(cls, path: str | Path) -> "BertConfig":
+        path = Path(path)
+        try:
+            d = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{e.lineno}: config.json が JSON として読めません: {e.msg}") from None
+        if d.get("model_type", "bert") != "bert":
+            raise ValueError(f"{path}: model_type が 'bert' ではありません ({d['model_type']!r})")
+        try:
+            return cls.from_hf_dict(d)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{path}: 設定値が不正です: {e}") from None
+
+    def save(self, path: str | Path, architecture: str = "BertModel") -> None:
+        text = json.dumps(self.to_hf_dict(architecture), ensure_ascii=False, indent=2)
+        Path(path).write_text(text + "\n", encoding="utf-8")
+
+
+# Named sizes for `pretrain --size`. "base" is bert-base-japanese-v3.
+SIZES = {
+    "tiny": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256),
+    "mini": dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024),
+    "small": dict(hidden_size=512, num_hidden_layers=4, num_attention_heads=8, intermediate_size=2048),
+    "medium": dict(hidden_size=512, num_hidden_layers=8, num_attention_heads=8, intermediate_size=2048),
+    "base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
+}

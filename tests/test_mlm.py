@@ -1,0 +1,52 @@
+"""BERT's 15% / 80-10-10 masking."""
+import torch
+
+from solutions.mlm import mask_tokens
+
+VOCAB = 1000
+
+
+def batch(n=600, seq=400, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(5, VOCAB, (n, seq), generator=g)
+    ids[:, 0], ids[:, -1] = 2, 3               # [CLS] ... [SEP]
+    ids[: n // 2, seq // 2:] = 0               # half the rows padded
+    ids[:, 5] = 1                              # an [UNK]
+    return ids
+
+
+def test_masking_statistics_over_100k_tokens():
+    ids = batch()
+    masked, labels = mask_tokens(ids, VOCAB, generator=torch.Generator().manual_seed(1))
+    eligible = ids >= 5
+    assert eligible.sum() > 100_000
+    chosen = labels != -100
+    share = chosen.sum().item() / eligible.sum().item()
+    assert abs(share - 0.15) < 0.01
+    n = chosen.sum().item()
+    became_mask = (masked[chosen] == 4).sum().item() / n
+    unchanged = (masked[chosen] == ids[chosen]).sum().item() / n
+    random = 1 - became_mask - unchanged
+    assert abs(became_mask - 0.8) < 0.01
+    assert abs(unchanged - 0.1) < 0.01  # (a random draw equal to the original is rare: 1/995)
+    assert abs(random - 0.1) < 0.01
+
+
+def test_specials_and_pad_are_never_chosen_or_produced():
+    ids = batch(seed=3)
+    masked, labels = mask_tokens(ids, VOCAB, generator=torch.Generator().manual_seed(2))
+    special = ids < 5
+    assert torch.all(labels[special] == -100)
+    assert torch.equal(masked[special], ids[special])
+    replaced = (labels != -100) & (masked != 4)
+    assert torch.all(masked[replaced] >= 5)
+    assert torch.equal(labels[labels != -100], ids[labels != -100])
+
+
+def test_deterministic_under_a_seed():
+    ids = batch(50, 64)
+    a = mask_tokens(ids, VOCAB, generator=torch.Generator().manual_seed(7))
+    b = mask_tokens(ids, VOCAB, generator=torch.Generator().manual_seed(7))
+    c = mask_tokens(ids, VOCAB, generator=torch.Generator().manual_seed(8))
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert not torch.equal(a[1], c[1])
