@@ -42,6 +42,9 @@ OTHER_MODULES = {
 }
 # Whole parameter names that are not "<module>.<weight|bias>".
 OTHER_PARAMETERS = {"mlm_head.bias": "cls.predictions.bias"}
+# Parts that may be absent from a checkpoint and are then freshly initialised:
+# the task heads, and the pooler (transformers' BertForMaskedLM has none).
+FRESH_IF_MISSING = ("mlm_head.", "classifier.", "pooler.", "bert.pooler.")
 # Keys we do not keep: the tied decoder, the next-sentence head, buffers.
 HF_IGNORED = ("cls.predictions.decoder.", "cls.seq_relationship.", "position_ids")
 LAYER_KEY = re.compile(r"^(layers|encoder\.layer)\.(\d+)\.(.+)\.(weight|bias)$")
@@ -177,8 +180,9 @@ def load_model(name_or_path, model_class=BertModel, *, labels=None, multi_label=
                config_overrides=None):
     """Build `model_class` from a checkpoint directory (or model id) and load its weights.
 
-    Heads missing from the checkpoint (e.g. a classifier on top of a pre-trained
-    encoder) keep their fresh initialisation; a missing encoder weight is an error.
+    Heads and a pooler missing from the checkpoint (e.g. a classifier on top of a
+    pre-trained encoder) keep their fresh initialisation; a missing encoder weight
+    is an error.
     Returns (model, missing_keys).
     """
     directory = resolve_checkpoint(name_or_path)
@@ -197,7 +201,7 @@ def load_model(name_or_path, model_class=BertModel, *, labels=None, multi_label=
     state = from_hf_state_dict(read_weights(weights_path), model)
     check_shapes(state, model, weights_path)
     result = model.load_state_dict(state, strict=False)
-    encoder_missing = [k for k in result.missing_keys if not k.startswith(("mlm_head.", "classifier."))]
+    encoder_missing = [k for k in result.missing_keys if not k.startswith(FRESH_IF_MISSING)]
     if encoder_missing:
         hf_name = our_key_to_hf(encoder_missing[0].removeprefix("bert."))
         raise CheckpointError(f"{weights_path}: '{hf_name}' がありません (ほか {len(encoder_missing) - 1} 個)")

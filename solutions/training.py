@@ -1,0 +1,163 @@
+"""Pieces every training loop here shares: device, optimiser, schedule,
+mixed precision, resumable state, the metrics log and the learning curve."""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+from pathlib import Path
+
+import torch
+
+
+class TrainingError(RuntimeError):
+    """A training run that cannot go on; the message says why, in Japanese."""
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise TrainingError("--device cuda が指定されましたが GPU が見つかりません")
+    return torch.device(name)
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on CUDA (no loss scaling needed); plain fp32 elsewhere."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def make_optimizer(model, lr: float, weight_decay: float, device: torch.device):
+    """AdamW; no weight decay on biases and LayerNorm gains (1-D parameters)."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr, fused=device.type == "cuda")
+
+
+def warmup_linear_decay(step: int, warmup_steps: int, total_steps: int) -> float:
+    """Learning-rate factor: 0 → 1 over the warm-up, then linearly down to 0."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+
+def make_scheduler(optimizer, warmup_steps: int, total_steps: int):
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: warmup_linear_decay(step, warmup_steps, total_steps))
+
+
+def warmup_steps_for(total_steps: int, ratio: float) -> int:
+    return max(1, math.ceil(total_steps * ratio))
+
+
+def save_state(path: Path, **state) -> None:
+    """Write a resumable training state atomically: a crash leaves the old file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise TrainingError(
+            f"{path}: 学習状態を保存できません ({e.strerror})。ディスクの空きを確認してから "
+            "--resume で再開してください (直前に保存した状態は残っています)") from None
+
+
+def load_state(path: Path) -> dict:
+    if not path.exists():
+        raise TrainingError(f"{path}: 再開する学習状態がありません (--resume なしで始めてください)")
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def append_log(path: Path, entry: dict) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(entry, ensure_ascii=False) + "\n")
+
+
+def read_log(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def plot_learning_curve(log: list[dict], path: Path, title: str = "学習曲線") -> None:
+    """Training loss by step and, where logged, dev micro-F1 by epoch."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib_fontja  # noqa: F401  (Japanese labels)
+
+    steps = [e for e in log if "loss" in e]
+    evals = [e for e in log if "dev_micro_f1" in e]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot([e["step"] for e in steps], [e["loss"] for e in steps], color="tab:blue", label="訓練損失")
+    ax.set_xlabel("ステップ")
+    ax.set_ylabel("損失")
+    if evals:
+        ax2 = ax.twinx()
+        ax2.plot([e["step"] for e in evals], [e["dev_micro_f1"] for e in evals], "o-",
+                 color="tab:red", label="dev micro-F1")
+        ax2.set_ylabel("dev micro-F1")
+        fig.legend(loc="upper center", ncol=2)
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+class Distributed:
+    """torchrun support: rank, world size, and the process group when there is one."""
+
+    def __init__(self, device: torch.device):
+        self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.device = device
+        if self.world_size > 1:
+            local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+            if device.type == "cuda":
+                self.device = torch.device("cuda", local_rank)
+                torch.cuda.set_device(self.device)
+            backend = "nccl" if device.type == "cuda" else "gloo"
+            torch.distributed.init_process_group(backend)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def wrap(self, model):
+        if self.world_size == 1:
+            return model
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+    def shard(self, batches: list) -> list:
+        """Each process takes every world_size-th batch (the same count on each)."""
+        usable = len(batches) - len(batches) % self.world_size if self.world_size > 1 else len(batches)
+        return batches[self.rank:usable:self.world_size]
+
+    def barrier(self):
+        if self.world_size > 1:
+            torch.distributed.barrier()
+
+    def close(self):
+        if self.world_size > 1:
+            torch.distributed.destroy_process_group()

@@ -1,0 +1,103 @@
+"""Saving and loading checkpoints in the Hugging Face layout."""
+import json
+
+import pytest
+import torch
+import transformers
+from safetensors.torch import load_file, save_file
+
+from solutions.checkpoints import CheckpointError, load_model, save_model, to_hf_state_dict
+from solutions.config import BertConfig
+from solutions.models import BertForMaskedLM, BertForSequenceClassification, BertModel
+
+TINY = dict(vocab_size=90, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+            intermediate_size=64, max_position_embeddings=40)
+
+
+def batch():
+    ids = torch.randint(5, 90, (2, 9))
+    mask = torch.ones_like(ids)
+    mask[1, 6:] = 0
+    return dict(input_ids=ids.masked_fill(mask == 0, 0), attention_mask=mask)
+
+
+@pytest.mark.parametrize("ours_cls,hf_cls,key", [
+    (BertModel, transformers.AutoModel, "last_hidden_state"),
+    (BertForMaskedLM, transformers.AutoModelForMaskedLM, "logits"),
+    (BertForSequenceClassification, transformers.AutoModelForSequenceClassification, "logits"),
+])
+def test_save_then_transformers_from_pretrained_then_our_load(tmp_path, ours_cls, hf_cls, key):
+    ours = ours_cls(BertConfig(**TINY, labels=["a", "b", "c"])).eval()
+    save_model(ours, tmp_path / "ckpt")
+    theirs = hf_cls.from_pretrained(tmp_path / "ckpt").eval()
+    b = batch()
+    with torch.no_grad():
+        torch.testing.assert_close(ours(**b)[key], theirs(**b)[key], atol=1e-5, rtol=0)
+    if ours_cls is BertForSequenceClassification:
+        assert theirs.config.id2label == {0: "a", 1: "b", 2: "c"}
+    # transformers saves it again; our loader reads transformers' files.
+    theirs.save_pretrained(tmp_path / "again")
+    back, missing = load_model(tmp_path / "again", ours_cls)
+    assert not [k for k in missing if not k.startswith("bert.pooler")]
+    with torch.no_grad():
+        torch.testing.assert_close(back.eval()(**b)[key], ours(**b)[key], atol=1e-5, rtol=0)
+
+
+def test_classifier_on_a_pretrained_encoder_keeps_a_fresh_head(tmp_path):
+    save_model(BertForMaskedLM(BertConfig(**TINY)), tmp_path / "mlm")
+    model, missing = load_model(tmp_path / "mlm", BertForSequenceClassification, labels=["x", "y"])
+    assert set(missing) == {"classifier.weight", "classifier.bias"}
+    assert model.classifier.out_features == 2
+
+
+def test_pytorch_model_bin_and_old_gamma_beta_names(tmp_path):
+    ours = BertModel(BertConfig(**TINY)).eval()
+    state = {k.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta"): v
+             for k, v in to_hf_state_dict(ours).items()}
+    (tmp_path / "old").mkdir()
+    torch.save(state, tmp_path / "old" / "pytorch_model.bin")
+    ours.config.save(tmp_path / "old" / "config.json")
+    back, _ = load_model(tmp_path / "old", BertModel)
+    b = batch()
+    with torch.no_grad():
+        torch.testing.assert_close(back.eval()(**b)["last_hidden_state"], ours(**b)["last_hidden_state"])
+
+
+def test_unknown_layout_names_the_directory(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match="config.json"):
+        load_model(tmp_path / "empty")
+    BertConfig(**TINY).save(tmp_path / "empty" / "config.json")
+    with pytest.raises(CheckpointError, match="model.safetensors"):
+        load_model(tmp_path / "empty")
+
+
+def test_config_that_does_not_match_the_weights_names_file_and_key(tmp_path):
+    save_model(BertModel(BertConfig(**TINY)), tmp_path / "m")
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    cfg["hidden_size"], cfg["intermediate_size"] = 48, 96
+    (tmp_path / "m" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match=r"model\.safetensors: 'embeddings\.LayerNorm\.bias' の形 \(32,\).*\(48,\)"):
+        load_model(tmp_path / "m")
+
+
+def test_missing_encoder_weight_names_the_key(tmp_path):
+    save_model(BertModel(BertConfig(**TINY)), tmp_path / "m")
+    state = load_file(tmp_path / "m" / "model.safetensors")
+    del state["encoder.layer.1.output.dense.weight"]
+    save_file(state, tmp_path / "m" / "model.safetensors")
+    with pytest.raises(CheckpointError, match=r"encoder\.layer\.1\.output\.dense\.weight"):
+        load_model(tmp_path / "m")
+
+
+def test_broken_config_json_names_the_line(tmp_path):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text('{\n "hidden_size": 32,\n oops\n}')
+    with pytest.raises(ValueError, match=r"config\.json:3"):
+        load_model(tmp_path / "m")
+
+
+def test_a_missing_model_id_offline_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(CheckpointError, match="Hugging Face Hub"):
+        load_model("nobody-here/no-such-bert")
