@@ -1,0 +1,231 @@
+"""SHINRA 2022 classification data: official file formats <-> ``Record``.
+
+The official files hold page ids, titles and ENE labels; the page text comes
+from a Wikipedia CirrusSearch dump (pairs of lines: an index line with the
+page id, then the page document). ``read_shinra`` joins the two by page id.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime
+import random
+import re
+import warnings
+from typing import Iterable, Iterator
+
+from .records import DataError, Record, get_string, iter_lines, parse_json_object, write_json_lines
+
+HAND_PREFIX = "HAND."
+DEFAULT_ANNOTATOR = "HAND.AIP.202204"
+
+
+# ---------------------------------------------------------------- official files: reading
+
+
+def _iter_pages(path) -> Iterator[tuple[int, dict, str, str]]:
+    """``(line_number, obj, page_id, title)`` for each non-blank line of a SHINRA file."""
+    for line_number, line in iter_lines(path):
+        if line.strip():
+            obj = parse_json_object(line, path, line_number)
+            page_id = get_string(obj, "page_id", path, line_number)
+            title = get_string(obj, "title", path, line_number, required=False, allow_empty=True)
+            yield line_number, obj, page_id, title
+
+
+def _annotation_labels(obj: dict, key_prefix: str, path, line_number: int) -> list[str]:
+    """The ENE ids under the one ``ENEs`` key that starts with ``key_prefix``."""
+    enes = obj.get("ENEs")
+    if not isinstance(enes, dict):
+        raise DataError("'ENEs' がないか、オブジェクトではありません", path=path, line=line_number, field="ENEs")
+    keys = [k for k in enes if k.startswith(key_prefix)]
+    if len(keys) != 1:
+        raise DataError(
+            f"'ENEs' には {key_prefix}* のキーがちょうど 1 つ必要です（{len(keys)} 個あります）",
+            path=path,
+            line=line_number,
+            field="ENEs",
+        )
+    return _ene_ids(enes[keys[0]], path, line_number, f"ENEs.{keys[0]}")
+
+
+def _ene_ids(entries, path, line_number: int, where: str) -> list[str]:
+    """The distinct ENE ids of a list like ``[{"prob": 1, "ENE": "1.1"}, ...]``, in order."""
+    well_formed = isinstance(entries, list) and all(
+        isinstance(e, dict) and isinstance(e.get("ENE"), str) for e in entries)
+    if not well_formed:
+        raise DataError(
+            f"'{where}' は {{\"ENE\": 文字列, \"prob\": 数値}} のリストでなければなりません",
+            path=path,
+            line=line_number,
+            field=where,
+        )
+    return list(dict.fromkeys(e["ENE"] for e in entries))
+
+
+def read_shinra_annotations(path, *, key_prefix=HAND_PREFIX) -> Iterator[tuple[str, str, list[str]]]:
+    """Yield ``(page_id, title, [ENE ids])`` from a SHINRA training file.
+
+    ``key_prefix="AUTO."`` reads a submission file the same way (there a page
+    may have no ENE; a training page must have one).
+    """
+    for line_number, obj, page_id, title in _iter_pages(path):
+        labels = _annotation_labels(obj, key_prefix, path, line_number)
+        if not labels and key_prefix == HAND_PREFIX:
+            raise DataError("ENE ラベルが 1 つもありません", path=path, line=line_number, field="ENEs")
+        yield page_id, title, labels
+
+
+def iter_cirrus_texts(dump_path, page_ids=None) -> Iterator[tuple[str, str]]:
+    """Yield ``(page_id, text)`` from a CirrusSearch dump (.json.gz or plain).
+
+    With ``page_ids``, only those pages are decoded, and reading stops once all
+    of them were found. A record cut short at the end of the file (a cut gzip
+    stream, half a line, an index line without its page) raises a
+    ``DataError`` after every complete page before it was yielded.
+    """
+    wanted = None if page_ids is None else set(page_ids)
+    if wanted is not None and not wanted:
+        return
+    with contextlib.closing(iter_lines(dump_path)) as lines:
+        for index_line_number, index_line in lines:
+            if not index_line.strip():
+                continue
+            page_id = _cirrus_page_id(index_line, dump_path, index_line_number)
+            line_number, page_line = next(lines, (None, None))
+            if page_line is None:
+                raise DataError(
+                    "ファイルが途中で切れています（インデックス行の次にページの行がありません）",
+                    path=dump_path,
+                    line=index_line_number + 1,
+                )
+            if wanted is None or page_id in wanted:
+                yield page_id, _cirrus_text(page_line, dump_path, line_number)
+                if wanted is not None:
+                    wanted.discard(page_id)
+                    if not wanted:
+                        return
+
+
+def _cirrus_page_id(line: str, path, line_number: int) -> str:
+    """The page id of a dump index line ``{"index": {"_id": "123", ...}}``."""
+    index = parse_json_object(line, path, line_number).get("index")
+    page_id = index.get("_id") if isinstance(index, dict) else None
+    if isinstance(page_id, int) and not isinstance(page_id, bool):
+        page_id = str(page_id)
+    if not isinstance(page_id, str) or not page_id:
+        raise DataError("インデックス行に 'index._id' がありません", path=path, line=line_number, field="index._id")
+    return page_id
+
+
+def _cirrus_text(line: str, path, line_number: int) -> str:
+    """The body text of a dump page line (``''`` when the page has none)."""
+    text = parse_json_object(line, path, line_number).get("text")
+    if text is not None and not isinstance(text, str):
+        raise DataError("'text' は文字列でなければなりません", path=path, line=line_number, field="text")
+    return text or ""
+
+
+def read_cirrus_texts(dump_path, page_ids) -> dict[str, str]:
+    """``{page_id: text}`` for the requested pages that the dump holds with a text."""
+    return {page_id: text for page_id, text in iter_cirrus_texts(dump_path, page_ids) if text.strip()}
+
+
+# ---------------------------------------------------------------- joining with the dump
+
+
+def read_shinra(train_path, dump_path, *, sample=None, single_label=False, seed=0) -> list[Record]:
+    """Labeled ``Record``s: the training file's pages with their text from the dump.
+
+    ``single_label`` drops the pages with several ENEs; ``sample`` then keeps
+    that many pages drawn at random with ``seed``. The workshop's setup is
+    ``sample=5000, single_label=True``. Pages missing from the dump are
+    dropped with a warning. Records keep the training file's order.
+    """
+    pages = list(read_shinra_annotations(train_path))
+    if single_label:
+        pages = [p for p in pages if len(p[2]) == 1]
+    if sample is not None:
+        pages = _sample_in_order(pages, sample, seed)
+    texts = read_cirrus_texts(dump_path, [page_id for page_id, _, _ in pages])
+    _warn_missing([page_id for page_id, _, _ in pages if page_id not in texts], dump_path, "除外しました")
+    return [Record(page_id, title, texts[page_id], labels) for page_id, title, labels in pages if page_id in texts]
+
+
+def _sample_in_order(items: list, k: int, seed: int) -> list:
+    """``k`` items drawn at random (all of them if fewer), in their original order."""
+    if k < 0:
+        raise ValueError(f"sample は 0 以上にしてください（{k} が指定されました）")
+    chosen = random.Random(seed).sample(range(len(items)), min(k, len(items)))
+    return [items[i] for i in sorted(chosen)]
+
+
+def _warn_missing(page_ids: list[str], dump_path, action: str) -> None:
+    """Warn (in Japanese) about pages that the dump does not hold."""
+    if page_ids:
+        shown = ", ".join(page_ids[:5]) + (" ..." if len(page_ids) > 5 else "")
+        warnings.warn(
+            f"{dump_path}: {len(page_ids)} ページの本文がダンプにありません（{shown}）。{action}",
+            stacklevel=3,
+        )
+
+
+def read_shinra_inputs(inputs_path, dump_path) -> Iterator[Record]:
+    """Unlabeled ``Record``s for a leaderboard/test input file, text from the dump.
+
+    Every input page is kept, in order, since a submission must answer all of
+    them: a page missing from the dump gets its title as text (with a warning).
+    """
+    pages = [(page_id, title) for _, _, page_id, title in _iter_pages(inputs_path)]
+    texts = read_cirrus_texts(dump_path, [page_id for page_id, _ in pages])
+    missing = [page_id for page_id, _ in pages if page_id not in texts]
+    _warn_missing(missing, dump_path, "タイトルを本文の代わりに使います")
+    for page_id, title in pages:
+        yield Record(page_id, title, texts.get(page_id) or title or page_id)
+
+
+# ---------------------------------------------------------------- official files: writing
+
+
+def submission_key(system="MyBERT", yyyymm=None) -> str:
+    """The ``ENEs`` key of a submission: ``AUTO.<system>.<yyyyMM>`` (this month by default)."""
+    yyyymm = yyyymm or datetime.date.today().strftime("%Y%m")
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", system):
+        raise ValueError(f"システム名には英数字・'_'・'-' だけが使えます（{system!r}）")
+    if not re.fullmatch(r"\d{4}(0[1-9]|1[0-2])", str(yyyymm)):
+        raise ValueError(f"yyyymm は 202207 のような年月 6 桁にしてください（{yyyymm!r}）")
+    return f"AUTO.{system}.{yyyymm}"
+
+
+def write_shinra_submission(path, rows: Iterable[tuple[str, str, list[tuple[str, float]]]],
+                            system="MyBERT", yyyymm=None) -> None:
+    """Write a submission: one input line per page with its ``(ENE, prob)`` predictions."""
+    key = submission_key(system, yyyymm)
+    write_json_lines(path, (
+        {"page_id": page_id, "title": title,
+         "ENEs": {key: [{"prob": float(prob), "ENE": ene} for ene, prob in predictions]}}
+        for page_id, title, predictions in rows
+    ))
+
+
+def write_shinra_training_file(path, rows: Iterable[tuple[str, str, list[str]]],
+                               annotator=DEFAULT_ANNOTATOR) -> None:
+    """Write ``(page_id, title, [ENE ids])`` rows in the official training format."""
+    write_json_lines(path, (
+        {"page_id": page_id, "title": title, "ENEs": {annotator: [{"prob": 1, "ENE": ene} for ene in labels]}}
+        for page_id, title, labels in rows
+    ))
+
+
+def write_shinra_inputs(path, rows: Iterable[tuple[str, str]]) -> None:
+    """Write ``(page_id, title)`` rows in the official leaderboard/test input format."""
+    write_json_lines(path, ({"page_id": page_id, "title": title, "ENEs": {}} for page_id, title in rows))
+
+
+def write_cirrus_dump(path, pages: Iterable[tuple[str, str, str]]) -> None:
+    """Write ``(page_id, title, text)`` pages as a CirrusSearch dump (gzip if ``.gz``)."""
+    write_json_lines(path, (
+        obj
+        for page_id, title, text in pages
+        for obj in ({"index": {"_type": "page", "_id": page_id}},
+                    {"namespace": 0, "title": title, "text": text, "wiki": "jawiki"})
+    ))

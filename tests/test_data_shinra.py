@@ -1,0 +1,208 @@
+"""SHINRA 2022: official-format files made here, read back and joined with the dump."""
+import datetime
+import gzip
+import json
+import warnings
+
+import pytest
+
+from solutions.data import (
+    DataError,
+    Record,
+    iter_cirrus_texts,
+    read_shinra,
+    read_shinra_annotations,
+    read_shinra_inputs,
+    write_cirrus_dump,
+    write_shinra_inputs,
+    write_shinra_submission,
+    write_shinra_training_file,
+)
+
+# (page_id, title, labels): page 105 has two labels, page 108 is not in the dump.
+TRAIN = [
+    ("101", "霧浜市", ["1.5.1.1"]),
+    ("102", "松崎健太", ["1.1"]),
+    ("103", "白川", ["1.5.3.4"]),
+    ("104", "星の庭", ["1.7.13.3"]),
+    ("105", "雨の列車", ["1.7.14.3", "1.7.13.3"]),
+    ("106", "青葉大学", ["1.6.4.7"]),
+    ("107", "赤岳", ["1.5.3.2"]),
+    ("108", "消えたページ", ["1.1"]),
+]
+INPUTS = [("201", "桜台駅"), ("202", "ない記事"), ("101", "霧浜市")]
+
+
+def text_of(page_id):
+    return f"ページ {page_id} の本文。改行も\n含む。"
+
+
+@pytest.fixture
+def shinra(tmp_path):
+    """Training file, leaderboard inputs and a gzip dump, all in the official formats."""
+    in_dump = [p for p in TRAIN if p[0] != "108"] + [("201", "桜台駅", None), ("999", "関係ない", None)]
+    write_shinra_training_file(tmp_path / "train.jsonl", TRAIN)
+    write_shinra_inputs(tmp_path / "leaderboard.jsonl", INPUTS)
+    write_cirrus_dump(tmp_path / "dump.json.gz", [(p[0], p[1], text_of(p[0])) for p in in_dump])
+    return tmp_path
+
+
+def test_training_file_is_in_the_official_format(shinra):
+    first = json.loads((shinra / "train.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    assert first == {"page_id": "101", "title": "霧浜市",
+                     "ENEs": {"HAND.AIP.202204": [{"prob": 1, "ENE": "1.5.1.1"}]}}
+    inputs = [json.loads(line) for line in (shinra / "leaderboard.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert inputs[0] == {"page_id": "201", "title": "桜台駅", "ENEs": {}}
+
+
+def test_dump_is_pairs_of_lines(shinra):
+    lines = gzip.decompress((shinra / "dump.json.gz").read_bytes()).decode().splitlines()
+    assert len(lines) == 2 * 9
+    assert json.loads(lines[0]) == {"index": {"_type": "page", "_id": "101"}}
+    page = json.loads(lines[1])
+    assert page["title"] == "霧浜市" and page["text"] == text_of("101")
+
+
+def test_annotations_are_read_back(shinra):
+    assert list(read_shinra_annotations(shinra / "train.jsonl")) == TRAIN
+
+
+def test_join_with_the_dump_drops_missing_pages_with_a_warning(shinra):
+    with pytest.warns(UserWarning, match="108"):
+        records = read_shinra(shinra / "train.jsonl", shinra / "dump.json.gz")
+    expected = [Record(p, t, text_of(p), labels) for p, t, labels in TRAIN if p != "108"]
+    assert records == expected
+
+
+def test_single_label_and_sample(shinra):
+    with pytest.warns(UserWarning, match="108"):
+        full = read_shinra(shinra / "train.jsonl", shinra / "dump.json.gz", single_label=True)
+    assert "105" not in {r.page_id for r in full} and all(len(r.labels) == 1 for r in full)
+    samples = []
+    for seed in [0, 0, 1, 2, 3]:
+        with warnings.catch_warnings():  # page 108 may be drawn
+            warnings.simplefilter("ignore")
+            samples.append(read_shinra(shinra / "train.jsonl", shinra / "dump.json.gz",
+                                       sample=4, single_label=True, seed=seed))
+    assert samples[0] == samples[1]
+    assert len({tuple(r.page_id for r in s) for s in samples}) > 1
+    order = [p[0] for p in TRAIN]
+    for sample in samples:
+        ids = [r.page_id for r in sample]
+        assert len(ids) in (3, 4)  # 4 drawn; page 108 has no text
+        assert set(ids) <= {r.page_id for r in full} and ids == sorted(ids, key=order.index)
+
+
+def test_sample_larger_than_data_keeps_everything(shinra):
+    with pytest.warns(UserWarning):
+        records = read_shinra(shinra / "train.jsonl", shinra / "dump.json.gz", sample=100)
+    assert len(records) == 7
+
+
+def test_inputs_get_their_text_and_keep_every_page(shinra):
+    with pytest.warns(UserWarning, match="202"):
+        records = list(read_shinra_inputs(shinra / "leaderboard.jsonl", shinra / "dump.json.gz"))
+    assert [r.page_id for r in records] == ["201", "202", "101"]
+    assert records[0] == Record("201", "桜台駅", text_of("201"), [])
+    assert records[1].text == "ない記事"  # not in the dump: the title stands in
+
+
+def test_submission_format_and_read_back(shinra):
+    rows = [("201", "桜台駅", [("1.6.5.2", 0.94)]), ("202", "ない記事", []),
+            ("101", "霧浜市", [("1.5.1.1", 0.7), ("1.5.3.3", 0.6)])]
+    path = shinra / "submission.jsonl"
+    write_shinra_submission(path, rows, system="MyBERT", yyyymm="202207")
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert lines[0] == {"page_id": "201", "title": "桜台駅",
+                        "ENEs": {"AUTO.MyBERT.202207": [{"prob": 0.94, "ENE": "1.6.5.2"}]}}
+    assert lines[1]["ENEs"] == {"AUTO.MyBERT.202207": []}
+    assert list(read_shinra_annotations(path, key_prefix="AUTO.")) == [
+        ("201", "桜台駅", ["1.6.5.2"]), ("202", "ない記事", []), ("101", "霧浜市", ["1.5.1.1", "1.5.3.3"])]
+
+
+def test_submission_key_defaults_to_this_month(tmp_path):
+    path = tmp_path / "s.jsonl"
+    write_shinra_submission(path, [("1", "t", [("1.1", 1.0)])], system="Team-1")
+    key = next(iter(json.loads(path.read_text(encoding="utf-8"))["ENEs"]))
+    assert key == "AUTO.Team-1." + datetime.date.today().strftime("%Y%m")
+    with pytest.raises(ValueError):
+        write_shinra_submission(path, [], system="My.BERT")
+    with pytest.raises(ValueError):
+        write_shinra_submission(path, [], yyyymm="2022-07")
+
+
+@pytest.mark.parametrize("enes, words", [
+    ({}, "HAND"),
+    ({"HAND.A.1": [{"prob": 1, "ENE": "1.1"}], "HAND.B.2": [{"prob": 1, "ENE": "1.1"}]}, "2 個"),
+    ({"HAND.A.1": [{"prob": 1}]}, "ENE"),
+    ({"HAND.A.1": []}, "1 つもありません"),
+])
+def test_bad_annotations_name_line_and_field(tmp_path, enes, words):
+    path = tmp_path / "train.jsonl"
+    path.write_text(json.dumps({"page_id": "1", "title": "t", "ENEs": {"HAND.A.1": [{"prob": 1, "ENE": "1.1"}]}})
+                    + "\n" + json.dumps({"page_id": "2", "title": "t", "ENEs": enes}) + "\n", encoding="utf-8")
+    with pytest.raises(DataError) as info:
+        list(read_shinra_annotations(path))
+    assert str(info.value).startswith(f"{path}:2: ") and words in str(info.value)
+    assert info.value.field.startswith("ENEs")
+
+
+def many_pages(n=2000):
+    return [(str(i), f"題{i}", f"{i} 番目のページ本文。" * 30) for i in range(1, n + 1)]
+
+
+def test_dump_reads_plain_files_and_filters_ids(tmp_path):
+    pages = many_pages(50)
+    write_cirrus_dump(tmp_path / "dump.json", pages)
+    assert list(iter_cirrus_texts(tmp_path / "dump.json")) == [(p, text) for p, _, text in pages]
+    assert list(iter_cirrus_texts(tmp_path / "dump.json", ["7", "3", "404"])) == [
+        ("3", pages[2][2]), ("7", pages[6][2])]
+    assert list(iter_cirrus_texts(tmp_path / "dump.json", [])) == []
+
+
+def read_until_error(path, page_ids=None):
+    seen = []
+    with pytest.raises(DataError) as info:
+        for item in iter_cirrus_texts(path, page_ids):
+            seen.append(item)
+    return seen, info.value
+
+
+def test_cut_gzip_dump_yields_complete_pages_then_fails(tmp_path):
+    pages = many_pages()
+    write_cirrus_dump(tmp_path / "dump.json.gz", pages)
+    data = (tmp_path / "dump.json.gz").read_bytes()
+    cut = tmp_path / "cut.json.gz"
+    cut.write_bytes(data[: len(data) // 2])
+    seen, error = read_until_error(cut)
+    assert 0 < len(seen) < len(pages)
+    assert seen == [(p, text) for p, _, text in pages[: len(seen)]]
+    assert error.path == str(cut) and error.line > 2 * len(seen) and "gzip" in str(error)
+    # pages wanted from before the cut are all found: no error
+    assert [p for p, _ in iter_cirrus_texts(cut, ["1", "2"])] == ["1", "2"]
+
+
+def test_half_a_line_at_the_end_of_the_dump(tmp_path):
+    pages = many_pages(20)
+    write_cirrus_dump(tmp_path / "dump.json", pages)
+    data = (tmp_path / "dump.json").read_bytes()
+    (tmp_path / "dump.json").write_bytes(data[: -len(pages[-1][2].encode()) // 2])
+    seen, error = read_until_error(tmp_path / "dump.json")
+    assert seen == [(p, text) for p, _, text in pages[:-1]]
+    assert error.line == 40 and "途中で切れています" in str(error)
+
+
+def test_index_line_without_its_page(tmp_path):
+    pages = many_pages(5)
+    write_cirrus_dump(tmp_path / "dump.json", pages)
+    lines = (tmp_path / "dump.json").read_text(encoding="utf-8").splitlines(keepends=True)
+    (tmp_path / "dump.json").write_text("".join(lines[:-1]), encoding="utf-8")
+    seen, error = read_until_error(tmp_path / "dump.json")
+    assert len(seen) == 4 and error.line == 10 and "途中で切れています" in str(error)
+
+
+def test_index_line_without_id(tmp_path):
+    path = tmp_path / "dump.json"
+    path.write_text('{"index": {"_type": "page"}}\n{"text": "本文"}\n', encoding="utf-8")
+    seen, error = read_until_error(path)
+    assert seen == [] and (error.line, error.field) == (1, "index._id")
