@@ -1,5 +1,147 @@
-"""The `bert-workshop` command (placeholder; subcommands are wired here)."""
+"""`bert-workshop`: the workshop's commands (data, pretrain, train, predict, score,
+demo, leaderboard). Messages are in Japanese; known errors never show a traceback."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from solutions.checkpoints import CheckpointError
+from solutions.data import DataError
+from solutions.training import TrainingError
+
+from . import pipeline
 
 
-def main(argv=None):
-    raise SystemExit("未実装")
+def add_data_commands(sub) -> None:
+    p = sub.add_parser("data", help="データセットを共通の JSONL 形式 (train/dev) で用意する")
+    kinds = p.add_subparsers(dest="kind", required=True)
+
+    demo = kinds.add_parser("demo", help="埋め込みのデモコーパス (合成データ、オフラインで動く)")
+    demo.add_argument("--pages", type=int, default=3000, help="ページ数 (既定 3000)")
+
+    livedoor = kinds.add_parser("livedoor", help="livedoor ニュースコーパス (9 カテゴリ)")
+    livedoor.add_argument("--archive", help="ldcc-20140209.tar.gz か展開した text/ ディレクトリ。"
+                          "省略時は公式 URL からダウンロード (要ネット接続)")
+
+    shinra = kinds.add_parser("shinra", help="森羅 2022 分類タスクの公式ファイル")
+    shinra.add_argument("--train-file", required=True, help="shinra2022_Categorization_train_*.jsonl")
+    shinra.add_argument("--dump", required=True, help="CirrusSearch ダンプ (*.json.gz)")
+    shinra.add_argument("--inputs", action="append", default=[],
+                        help="ラベル付けする入力 (leaderboard/test の JSONL)。複数指定可")
+    shinra.add_argument("--sample", type=int, help="無作為に選ぶページ数 (ワークショップは 5000)")
+    shinra.add_argument("--single-label", action="store_true", help="複数ラベルのページ (約 3%%) を除く")
+
+    for q in (demo, livedoor, shinra):
+        q.add_argument("--out", default="runs/data", help="出力先ディレクトリ (train.jsonl, dev.jsonl)")
+        q.add_argument("--dev-fraction", type=float, default=0.2, help="dev に回す割合 (既定 0.2)")
+        q.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=pipeline.run_data)
+
+
+def add_pretrain_command(sub) -> None:
+    p = sub.add_parser("pretrain", help="MLM で BERT をゼロから事前学習する (語彙もコーパスから学習)")
+    p.add_argument("--data", nargs="+", required=True, help="テキストの JSONL ({page_id,title,text,…} の行)")
+    p.add_argument("--out", default="runs/pretrained", help="チェックポイントの出力先 (Hugging Face 形式)")
+    p.add_argument("--size", default="tiny", help="tiny / mini / small / medium / base (既定 tiny)")
+    p.add_argument("--vocab-size", type=int, default=8000)
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--max-steps", type=int, default=1000)
+    p.add_argument("--minutes", type=float, help="時間予算 (分)。学習率スケジュールをこれに合わせる")
+    add_common_training_options(p)
+    p.set_defaults(func=pipeline.run_pretrain)
+
+
+def add_train_command(sub) -> None:
+    p = sub.add_parser("train", help="チェックポイントから分類器をファインチューニングする")
+    p.add_argument("--train", required=True, help="訓練データ JSONL ({page_id,title,text,labels})")
+    p.add_argument("--dev", required=True, help="評価データ JSONL (エポックごとに micro-F1 を測る)")
+    p.add_argument("--checkpoint", required=True,
+                   help="ローカルのディレクトリ (pretrain の出力など) か Hugging Face のモデル ID "
+                        "(例 tohoku-nlp/bert-base-japanese-v3、要ネット接続)")
+    p.add_argument("--out", default="runs/finetuned", help="出力先 (best/ に最良のチェックポイント)")
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=5e-5)
+    p.add_argument("--max-length", type=int, default=256)
+    p.add_argument("--save-every", type=int, default=200, help="再開用の状態を保存する間隔 (ステップ)")
+    p.add_argument("--stop-after-steps", type=int, help="このステップ数で止める (後で --resume で再開)")
+    p.add_argument("--multi-label", action=argparse.BooleanOptionalAction, default=None,
+                   help="複数ラベル分類にする (省略時は訓練データから判断)")
+    p.add_argument("--resume", action="store_true", help="中断した学習を out/last/state.pt から再開する")
+    add_common_training_options(p)
+    p.set_defaults(func=pipeline.run_train)
+
+
+def add_predict_command(sub) -> None:
+    p = sub.add_parser("predict", help="ページのラベルを予測して提出ファイルを書く")
+    p.add_argument("--checkpoint", required=True, help="train の出力 (out/best)")
+    p.add_argument("--input", required=True, help="JSONL ({page_id,title,text}) か森羅の入力ファイル")
+    p.add_argument("--dump", help="--input が森羅の入力 (本文なし) のときの CirrusSearch ダンプ")
+    p.add_argument("--output", required=True, help="出力 JSONL")
+    p.add_argument("--format", default="auto", choices=["auto", "shinra", "simple"],
+                   help="shinra: 森羅の提出形式 / simple: {page_id,labels,probs} (既定: ENE なら shinra)")
+    p.add_argument("--system", default="MyBERT", help="森羅形式のシステム名 (AUTO.<system>.<yyyyMM>)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--max-length", type=int, default=256)
+    p.add_argument("--threshold", type=float, default=0.5, help="複数ラベルのしきい値")
+    p.add_argument("--device", default="auto", help="auto / cpu / cuda")
+    p.set_defaults(func=pipeline.run_predict)
+
+
+def add_score_command(sub) -> None:
+    p = sub.add_parser("score", help="予測を正解と比べて micro-F1 を出す (リーダーボードの採点器)",
+                       description="正解にないページは無視、提出にない正解ページは IGNORED (ENE 9) "
+                                   "と予測したものとして数えます (森羅の公式採点と同じ)。")
+    p.add_argument("gold", help="正解ファイル (森羅の HAND.* 形式か {page_id,labels})")
+    p.add_argument("prediction", help="予測ファイル (森羅の AUTO.* 形式か {page_id,labels})")
+    p.set_defaults(func=pipeline.run_score)
+
+
+def add_demo_command(sub) -> None:
+    p = sub.add_parser("demo", help="一連の流れを実行: デモデータ → 事前学習 → ファインチューニング → 予測 → 採点")
+    p.add_argument("--out", default="runs/demo", help="成果物の出力先")
+    p.add_argument("--pages", type=int, default=3000)
+    p.add_argument("--device", default="auto", help="auto / cpu / cuda")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=pipeline.run_demo)
+
+
+def add_common_training_options(p) -> None:
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto (GPU があれば使う) / cpu / cuda")
+    p.add_argument("--compile", action="store_true", help="torch.compile を使う (GPU 向け)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bert-workshop",
+        description="BERT ワークショップ: データ準備、事前学習、ファインチューニング、予測、採点、リーダーボード")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_data_commands(sub)
+    add_pretrain_command(sub)
+    add_train_command(sub)
+    add_predict_command(sub)
+    add_score_command(sub)
+    add_demo_command(sub)
+    from .leaderboard.cli import register as register_leaderboard
+    register_leaderboard(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except (DataError, CheckpointError, TrainingError) as e:
+        print(f"エラー: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\n中断しました。train は --resume で続きから再開できます", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,192 @@
+"""What each `bert-workshop` command of the main job does (data → pretrain →
+train → predict → score, and the demo that chains them)."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from solutions import data as D
+from solutions.finetune import FinetuneSettings, finetune
+from solutions.predict import predict_file
+from solutions.pretrain import PretrainSettings, pretrain
+
+MAX_SHOWN_ERRORS = 20
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def read_dataset(path, *, require_labels: bool) -> list:
+    """All good records of a JSONL file; bad lines are reported (file:line:field)
+    and skipped, so one broken line does not cost the whole data set."""
+    records, errors = D.read_records_checked(path, require_labels=require_labels,
+                                             max_errors=MAX_SHOWN_ERRORS)
+    for error in errors:
+        say(f"警告: {error} (この行は使いません)")
+    if not records:
+        raise D.DataError("使えるレコードが 1 件もありません", path=path)
+    return records
+
+
+def stream_records(path):
+    """Records one at a time for prediction; a bad line is reported and skipped."""
+    for item in D.iter_records_or_errors(path, require_labels=False):
+        if isinstance(item, D.DataError):
+            say(f"警告: {item} (このページは予測しません)")
+        else:
+            yield item
+
+
+def write_split(out: Path, records, dev_fraction: float, seed: int) -> dict:
+    train, dev = D.split_train_dev(records, dev_fraction=dev_fraction, seed=seed)
+    out.mkdir(parents=True, exist_ok=True)
+    D.write_jsonl(out / "train.jsonl", train)
+    D.write_jsonl(out / "dev.jsonl", dev)
+    labels = D.label_set(records)
+    say(f"{out}/train.jsonl ({len(train)} 件), {out}/dev.jsonl ({len(dev)} 件), ラベル {len(labels)} 種類")
+    return {"train": len(train), "dev": len(dev), "labels": len(labels)}
+
+
+def run_data(args) -> int:
+    out = Path(args.out)
+    if args.kind == "demo":
+        records = D.make_demo_corpus(n_pages=args.pages, seed=args.seed)
+    elif args.kind == "livedoor":
+        source = args.archive or D.download_livedoor(Path.home() / ".cache" / "bert-workshop")
+        records = D.read_livedoor(source)
+    else:
+        records = D.read_shinra(args.train_file, args.dump, sample=args.sample,
+                                single_label=args.single_label, seed=args.seed)
+        for inputs in args.inputs:
+            target = out / f"inputs-{Path(inputs).stem}.jsonl"
+            out.mkdir(parents=True, exist_ok=True)
+            D.write_jsonl(target, D.read_shinra_inputs(inputs, args.dump))
+            say(f"{target}: ラベル付け対象のページ")
+    write_split(out, records, args.dev_fraction, args.seed)
+    return 0
+
+
+def run_pretrain(args) -> int:
+    texts = [r.text for path in args.data for r in read_dataset(path, require_labels=False)]
+    settings = PretrainSettings(size=args.size, vocab_size=args.vocab_size, max_length=args.max_length,
+                                batch_size=args.batch_size, lr=args.lr, max_steps=args.max_steps,
+                                minutes=args.minutes, seed=args.seed, device=args.device,
+                                compile=args.compile)
+    summary = pretrain(texts, args.out, settings)
+    say(f"事前学習が終わりました: {summary['steps']} ステップ, 損失 {summary['final_loss']:.3f}, "
+        f"{summary['seconds']} 秒 → {args.out}")
+    return 0
+
+
+def run_train(args) -> int:
+    train = read_dataset(args.train, require_labels=True)
+    dev = read_dataset(args.dev, require_labels=True)
+    settings = FinetuneSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                                max_length=args.max_length, save_every=args.save_every,
+                                stop_after_steps=args.stop_after_steps, multi_label=args.multi_label,
+                                seed=args.seed, device=args.device, compile=args.compile)
+    summary = finetune(train, dev, args.checkpoint, args.out, settings, resume=args.resume,
+                       dev_source=args.dev)
+    if summary["stopped_early"]:
+        say(f"{summary['steps']}/{summary['total_steps']} ステップで止めました。--resume で続きから再開できます")
+    else:
+        say(f"最良の dev micro-F1 {summary['best']['dev_micro_f1']:.2f} (エポック {summary['best']['epoch']})"
+            f" → {summary['checkpoint']}")
+    return 0
+
+
+def run_predict(args) -> int:
+    if args.dump:
+        records = D.read_shinra_inputs(args.input, args.dump)
+    else:
+        records = stream_records(args.input)
+    predict_file(args.checkpoint, records, args.output, output_format=args.format, system=args.system,
+                 batch_size=args.batch_size, max_length=args.max_length, device=args.device,
+                 threshold=args.threshold)
+    return 0
+
+
+def score(gold, prediction) -> dict:
+    from .leaderboard.scorer import InvalidInput, score_files
+
+    try:
+        return score_files(gold, prediction).to_dict()
+    except InvalidInput as e:
+        raise D.DataError(str(e)) from None
+
+
+def run_score(args) -> int:
+    report = score(args.gold, args.prediction)
+    print(json.dumps(report, ensure_ascii=False, indent=2))
+    return 0
+
+
+def run_demo(args) -> int:
+    """The README's main job, end to end, with sizes that suit the machine."""
+    import torch
+
+    from solutions.training import pick_device
+
+    out = Path(args.out)
+    device = pick_device(args.device)
+    gpu = device.type == "cuda"
+    started = time.time()
+
+    say("1/5 デモデータを作ります (合成した森羅形式のコーパス)")
+    records = D.make_demo_corpus(n_pages=args.pages, seed=args.seed)
+    rest, test = D.split_train_dev(records, dev_fraction=0.15, seed=args.seed)
+    counts = write_split(out / "data", rest, 0.15, args.seed)
+    D.write_shinra_training_file(out / "data" / "test_gold.jsonl", ((r.page_id, r.title, r.labels) for r in test))
+    D.write_jsonl(out / "data" / "test_inputs.jsonl",
+                  (D.Record(r.page_id, r.title, r.text, []) for r in test))
+
+    say("2/5 事前学習 (MLM) をします")
+    pre = PretrainSettings(size="small" if gpu else "tiny", vocab_size=8000 if gpu else 4000,
+                           max_length=128, batch_size=128 if gpu else 32, lr=5e-4,
+                           max_steps=2000 if gpu else 300, seed=args.seed, device=str(device))
+    pretrain([r.text for r in read_dataset(out / "data" / "train.jsonl", require_labels=True)],
+             out / "pretrained", pre)
+
+    say("3/5 分類器をファインチューニングします")
+    fine = FinetuneSettings(epochs=4 if gpu else 3, batch_size=32, lr=1e-4 if gpu else 3e-4,
+                            max_length=128, seed=args.seed, device=str(device))
+    summary = finetune(read_dataset(out / "data" / "train.jsonl", require_labels=True),
+                       read_dataset(out / "data" / "dev.jsonl", require_labels=True),
+                       out / "pretrained", out / "finetuned", fine)
+
+    say("4/5 テストページを予測して森羅形式の提出ファイルを書きます")
+    submission = out / "submission.jsonl"
+    predict_file(out / "finetuned" / "best", stream_records(out / "data" / "test_inputs.jsonl"),
+                 submission, output_format="shinra", device=str(device), max_length=128)
+
+    say("5/5 採点します")
+    report = score(out / "data" / "test_gold.jsonl", submission)
+    result = {"test_micro_f1": round(report["f1"], 4), "dev_micro_f1": round(summary["best"]["dev_micro_f1"], 4),
+              "majority_baseline_micro_f1": round(majority_baseline(rest, test), 4),
+              "pages": {"train": counts["train"], "dev": counts["dev"], "test": len(test)},
+              "device": str(device), "seconds": round(time.time() - started, 1),
+              "threads": torch.get_num_threads(),
+              "artefacts": {"data": str(out / "data"), "pretrained": str(out / "pretrained"),
+                            "finetuned": str(out / "finetuned" / "best"),
+                            "learning_curve": str(out / "finetuned" / "learning_curve.png"),
+                            "submission": str(submission)}}
+    (out / "demo_result.json").write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n")
+    say(f"\nテストの micro-F1: {result['test_micro_f1']:.4f} "
+        f"(多数派クラスだけを答えると {result['majority_baseline_micro_f1']:.4f})")
+    for name, path in result["artefacts"].items():
+        say(f"  {name}: {path}")
+    print(json.dumps(result, ensure_ascii=False))
+    return 0
+
+
+def majority_baseline(train, test) -> float:
+    """micro-F1 of always answering the most frequent training label."""
+    from collections import Counter
+
+    from solutions.metrics import micro_f1
+
+    majority = Counter(name for r in train for name in r.labels).most_common(1)[0][0]
+    return micro_f1([set(r.labels) for r in test], [{majority}] * len(test))["micro_f1"]

@@ -1,0 +1,227 @@
+"""Fine-tuning a BERT classifier from a checkpoint, with resume after an interruption."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from . import training as T
+from .batching import length_bucketed_batches, pad_batch, sorted_batches
+from .checkpoints import load_model, resolve_checkpoint, save_model
+from .encoding import encode_records
+from .metrics import micro_f1
+from .models import BertForSequenceClassification, decide_labels, label_probabilities
+from .tokenization import Tokenizer
+
+
+@dataclass
+class FinetuneSettings:
+    epochs: int = 3
+    batch_size: int = 32
+    lr: float = 5e-5
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    max_length: int = 256
+    clip_norm: float = 1.0
+    seed: int = 0
+    device: str = "auto"
+    save_every: int = 200          # steps between resumable states
+    stop_after_steps: int | None = None  # stop early (a time-sliced session); resume later
+    multi_label: bool | None = None      # None: decided from the training data
+    compile: bool = False
+
+
+def targets(records, labels: list[str], multi_label: bool) -> torch.Tensor:
+    """Class indices (single-label) or a multi-hot matrix (multi-label)."""
+    index = {name: i for i, name in enumerate(labels)}
+    if not multi_label:
+        return torch.tensor([index[r.labels[0]] for r in records])
+    multi_hot = torch.zeros(len(records), len(labels))
+    for row, r in enumerate(records):
+        for name in r.labels:
+            multi_hot[row, index[name]] = 1
+    return multi_hot
+
+
+def warn_unseen_labels(records, labels, source: str) -> None:
+    known = set(labels)
+    unseen = [(i, name) for i, r in enumerate(records) for name in r.labels if name not in known]
+    if unseen:
+        line, name = unseen[0]
+        print(f"警告: {source}:{line + 1}: ラベル '{name}' は訓練データにありません"
+              f" (全 {len(unseen)} 件。評価では取りこぼしとして数えます)", file=sys.stderr)
+
+
+@torch.no_grad()
+def predict_label_sets(model, encoded, batch_size: int, device, multi_label: bool,
+                       threshold: float = 0.5, progress: bool = False):
+    """Probabilities (as a list of rows) and chosen label indices for each example."""
+    model.eval()
+    n = len(encoded["input_ids"])
+    probs_out, chosen_out = [None] * n, [None] * n
+    lengths = [len(x) for x in encoded["input_ids"]]
+    for batch_idx in tqdm(sorted_batches(lengths, batch_size), desc="予測", disable=not progress):
+        batch = pad_batch([encoded["input_ids"][i] for i in batch_idx], 0,
+                          [encoded["token_type_ids"][i] for i in batch_idx])
+        with T.autocast(device):
+            logits = model(**{k: v.to(device) for k, v in batch.items()})["logits"]
+        probs = label_probabilities(logits.float(), multi_label)
+        chosen = decide_labels(probs, multi_label, threshold)
+        for row, i in enumerate(batch_idx):
+            probs_out[i] = probs[row].cpu()
+            chosen_out[i] = chosen[row].nonzero().flatten().tolist()
+    return probs_out, chosen_out
+
+
+def evaluate(model, encoded, records, labels, settings, device) -> float:
+    _, chosen = predict_label_sets(model, encoded, settings.batch_size * 2, device,
+                                   model.config.multi_label)
+    predicted = [{labels[i] for i in c} for c in chosen]
+    return micro_f1([set(r.labels) for r in records], predicted)["micro_f1"]
+
+
+def finetune(train_records, dev_records, checkpoint, out_dir, settings: FinetuneSettings,
+             resume: bool = False, dev_source: str = "dev") -> dict:
+    """Fine-tune and keep the best checkpoint (by dev micro-F1) in out_dir/best."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state_path, log_path = out_dir / "last" / "state.pt", out_dir / "metrics.jsonl"
+    device = T.pick_device(settings.device)
+    dist = T.Distributed(device)
+    device = dist.device
+
+    state = T.load_state(state_path) if resume else None
+    labels = sorted({name for r in train_records for name in r.labels})
+    if state:
+        check_same_labels(labels, state["labels"], state_path)
+        settings = FinetuneSettings(**{**state["settings"], "stop_after_steps": settings.stop_after_steps})
+        multi_label = state["multi_label"]
+    else:
+        multi_label = settings.multi_label
+        if multi_label is None:
+            multi_label = any(len(r.labels) > 1 for r in train_records)
+        log_path.unlink(missing_ok=True)
+    warn_unseen_labels(dev_records, labels, dev_source)
+
+    directory = resolve_checkpoint(checkpoint)
+    tokenizer = Tokenizer.from_pretrained(directory)
+    torch.manual_seed(settings.seed)
+    model, _ = load_model(directory, BertForSequenceClassification, labels=labels, multi_label=multi_label)
+    check_vocab(tokenizer, model, directory)
+    settings.max_length = fit_max_length(settings.max_length, model.config)
+    model.to(device)
+
+    cache = out_dir / "cache"
+    train_enc = encode_records(tokenizer, train_records, settings.max_length, cache)
+    dev_enc = encode_records(tokenizer, dev_records, settings.max_length, cache)
+    train_y = targets(train_records, labels, multi_label)
+
+    lengths = [len(x) for x in train_enc["input_ids"]]
+    steps_per_epoch = len(dist.shard(length_bucketed_batches(lengths, settings.batch_size, seed=settings.seed)))
+    total_steps = steps_per_epoch * settings.epochs
+    trained = dist.wrap(torch.compile(model) if settings.compile else model)
+    optimizer = T.make_optimizer(model, settings.lr, settings.weight_decay, device)
+    scheduler = T.make_scheduler(optimizer, T.warmup_steps_for(total_steps, settings.warmup_ratio), total_steps)
+
+    step, best = 0, {"dev_micro_f1": -1.0, "epoch": None}
+    if state:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        step, best = state["step"], state["best"]
+        T.set_rng_state(state["rng"])
+
+    def save(epoch_done: bool):
+        if dist.is_main:
+            T.save_state(state_path, model=model.state_dict(), optimizer=optimizer.state_dict(),
+                         scheduler=scheduler.state_dict(), step=step, best=best, rng=T.rng_state(),
+                         labels=labels, multi_label=multi_label, settings=asdict(settings))
+
+    start = time.time()
+    stopped = False
+    for epoch in range(step // steps_per_epoch, settings.epochs):
+        batches = dist.shard(length_bucketed_batches(lengths, settings.batch_size, seed=settings.seed + epoch))
+        done_in_epoch = step - epoch * steps_per_epoch
+        model.train()
+        bar = tqdm(batches[done_in_epoch:], desc=f"エポック {epoch + 1}/{settings.epochs}",
+                   disable=not dist.is_main)
+        for batch_idx in bar:
+            loss = train_step(trained, optimizer, scheduler, batch_idx, train_enc, train_y, settings, device)
+            step += 1
+            bar.set_postfix(loss=f"{loss:.4f}")
+            if dist.is_main and (step % 10 == 0 or step == 1):
+                T.append_log(log_path, {"step": step, "epoch": epoch + 1, "loss": loss,
+                                        "lr": scheduler.get_last_lr()[0]})
+            if settings.stop_after_steps and step >= settings.stop_after_steps and step % steps_per_epoch:
+                save(False)
+                stopped = True
+                break
+            if step % settings.save_every == 0 and step % steps_per_epoch:
+                save(False)
+        if stopped:
+            break
+        if dist.is_main:
+            f1 = evaluate(model, dev_enc, dev_records, labels, settings, device)
+            T.append_log(log_path, {"step": step, "epoch": epoch + 1, "dev_micro_f1": f1})
+            print(f"エポック {epoch + 1}: dev micro-F1 = {f1:.2f}", file=sys.stderr)
+            if f1 > best["dev_micro_f1"]:
+                best = {"dev_micro_f1": f1, "epoch": epoch + 1}
+                save_model(model, out_dir / "best", tokenizer)
+        save(True)
+        dist.barrier()
+        if settings.stop_after_steps and step >= settings.stop_after_steps:
+            stopped = step < total_steps
+            break
+
+    summary = {"best": best, "steps": step, "total_steps": total_steps, "stopped_early": stopped,
+               "seconds": round(time.time() - start, 1), "device": str(device),
+               "checkpoint": str(out_dir / "best"), "labels": len(labels), "multi_label": multi_label}
+    if dist.is_main:
+        T.plot_learning_curve(T.read_log(log_path), out_dir / "learning_curve.png")
+        (out_dir / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2) + "\n")
+    dist.close()
+    return summary
+
+
+def train_step(model, optimizer, scheduler, batch_idx, encoded, y, settings, device) -> float:
+    batch = pad_batch([encoded["input_ids"][i] for i in batch_idx], 0,
+                      [encoded["token_type_ids"][i] for i in batch_idx])
+    batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    with T.autocast(device):
+        out = model(**batch, labels=y[batch_idx].to(device))
+    out["loss"].backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), settings.clip_norm)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return out["loss"].item()
+
+
+def fit_max_length(max_length: int, config) -> int:
+    """No longer than the model has position embeddings for."""
+    if max_length > config.max_position_embeddings:
+        print(f"注意: max_length {max_length} をモデルの位置数 {config.max_position_embeddings} に縮めます",
+              file=sys.stderr)
+        return config.max_position_embeddings
+    return max_length
+
+
+def check_same_labels(labels, saved_labels, state_path) -> None:
+    if labels != saved_labels:
+        extra = sorted(set(labels) - set(saved_labels))[:5]
+        gone = sorted(set(saved_labels) - set(labels))[:5]
+        raise T.TrainingError(
+            f"{state_path}: 訓練データのラベル集合が中断した学習と違います"
+            f" (増えたラベル {extra}, 消えたラベル {gone})。同じデータで --resume してください")
+
+
+def check_vocab(tokenizer, model, directory) -> None:
+    if tokenizer.vocab_size != model.config.vocab_size:
+        raise T.TrainingError(
+            f"{directory}: vocab.txt の語彙数 ({tokenizer.vocab_size}) が config.json の "
+            f"vocab_size ({model.config.vocab_size}) と一致しません")

@@ -1,0 +1,88 @@
+"""Predicting labels for a stream of pages, written as a submission file."""
+from __future__ import annotations
+
+import itertools
+import re
+import sys
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from . import training as T
+from .checkpoints import load_model, resolve_checkpoint
+from .data import write_json_lines, write_shinra_submission
+from .encoding import encode_records
+from .finetune import fit_max_length, predict_label_sets
+from .models import BertForSequenceClassification
+from .tokenization import Tokenizer
+
+ENE_ID = re.compile(r"^\d+(\.\d+)*$")
+
+
+def is_ene_label_set(labels) -> bool:
+    """SHINRA labels are ENE ids such as '1.7.13.6'."""
+    return bool(labels) and all(ENE_ID.match(name) for name in labels)
+
+
+def chunks(iterable, size: int):
+    """Lists of up to `size` items, so memory stays bounded on huge inputs."""
+    it = iter(iterable)
+    while chunk := list(itertools.islice(it, size)):
+        yield chunk
+
+
+def predictions(model, tokenizer, records, *, batch_size=64, max_length=256, device,
+                threshold=0.5, chunk_size=10_000):
+    """Yield (record, [(label, probability), ...]) in input order.
+
+    Pages are read `chunk_size` at a time; inside a chunk they are sorted by
+    length into batches (little padding), and put back in order afterwards.
+    """
+    labels = model.config.labels
+    bar = tqdm(desc="予測", unit="ページ")
+    for chunk in chunks(records, chunk_size):
+        encoded = encode_records(tokenizer, chunk, max_length)
+        probs, chosen = predict_label_sets(model, encoded, batch_size, device,
+                                           model.config.multi_label, threshold)
+        for record, p, c in zip(chunk, probs, chosen):
+            yield record, [(labels[i], round(float(p[i]), 4)) for i in c]
+        bar.update(len(chunk))
+    bar.close()
+
+
+def predict_file(checkpoint, records, output_path, *, output_format="auto", system="MyBERT",
+                 yyyymm=None, batch_size=64, max_length=256, device="auto", threshold=0.5,
+                 chunk_size=10_000) -> dict:
+    """Write predictions for `records` (any iterable of Record) to output_path.
+
+    output_format: "shinra" (the SHINRA submission), "simple"
+    ({"page_id", "labels", "probs"} a line), or "auto" (shinra for ENE labels).
+    """
+    directory = resolve_checkpoint(checkpoint)
+    model, missing = load_model(directory, BertForSequenceClassification)
+    if missing:
+        raise T.TrainingError(f"{directory}: 分類層の重みがありません。train で作ったチェックポイントを指定してください")
+    tokenizer = Tokenizer.from_pretrained(directory)
+    device = T.pick_device(device)
+    max_length = fit_max_length(max_length, model.config)
+    model.to(device)
+    if output_format == "auto":
+        output_format = "shinra" if is_ene_label_set(model.config.labels) else "simple"
+    stream = predictions(model, tokenizer, records, batch_size=batch_size, max_length=max_length,
+                         device=device, threshold=threshold, chunk_size=chunk_size)
+    counter = {"pages": 0}
+
+    def counted(rows):
+        for row in rows:
+            counter["pages"] += 1
+            yield row
+
+    if output_format == "shinra":
+        rows = ((r.page_id, r.title, scored) for r, scored in stream)
+        write_shinra_submission(output_path, counted(rows), system=system, yyyymm=yyyymm)
+    else:
+        rows = ({"page_id": r.page_id, "labels": [n for n, _ in scored], "probs": [p for _, p in scored]}
+                for r, scored in stream)
+        write_json_lines(output_path, counted(rows))
+    print(f"{counter['pages']} ページの予測を {output_path} に書きました ({output_format} 形式)", file=sys.stderr)
+    return {"pages": counter["pages"], "output": str(output_path), "format": output_format}

@@ -1,0 +1,136 @@
+"""Pre-training a BERT from scratch by masked language modelling (MLM)."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from . import training as T
+from .checkpoints import save_model
+from .config import SIZES, BertConfig
+from .mlm import mask_tokens
+from .models import BertForMaskedLM
+from .tokenization import Tokenizer, train_vocab
+
+
+@dataclass
+class PretrainSettings:
+    size: str = "tiny"
+    vocab_size: int = 8000
+    max_length: int = 128
+    batch_size: int = 64
+    lr: float = 5e-4
+    warmup_ratio: float = 0.06
+    weight_decay: float = 0.01
+    max_steps: int = 1000
+    minutes: float | None = None   # a time budget; the schedule is fitted to it
+    clip_norm: float = 1.0
+    seed: int = 0
+    device: str = "auto"
+    compile: bool = False
+
+
+def pack_sequences(token_lists, tokenizer, max_length: int) -> torch.Tensor:
+    """Concatenate documents (separated by [SEP]) and cut them into full blocks
+    "[CLS] … [SEP]" of exactly max_length tokens: no padding to compute on."""
+    body = max_length - 2
+    stream = []
+    for ids in token_lists:
+        stream.extend(ids)
+        stream.append(tokenizer.sep_id)
+    n_blocks = len(stream) // body
+    if n_blocks == 0:
+        raise T.TrainingError(f"事前学習のテキストが短すぎます ({len(stream)} トークン; 1 ブロック {body} トークン必要)")
+    blocks = torch.tensor(stream[: n_blocks * body]).view(n_blocks, body)
+    cls = torch.full((n_blocks, 1), tokenizer.cls_id)
+    sep = torch.full((n_blocks, 1), tokenizer.sep_id)
+    return torch.cat([cls, blocks, sep], dim=1)
+
+
+def document_token_ids(tokenizer, texts) -> list[list[int]]:
+    """Token ids of each text without [CLS]/[SEP] and without truncation."""
+    encoded = tokenizer.encode_batch(texts, max_length=10**7, padding=False)
+    return [ids[1:-1] for ids in encoded["input_ids"]]
+
+
+def model_config(settings: PretrainSettings, vocab_size: int) -> BertConfig:
+    if settings.size not in SIZES:
+        raise T.TrainingError(f"--size は {', '.join(SIZES)} のどれかです ({settings.size!r})")
+    return BertConfig(vocab_size=vocab_size, max_position_embeddings=max(512, settings.max_length),
+                      **SIZES[settings.size])
+
+
+def pretrain(texts: list[str], out_dir, settings: PretrainSettings) -> dict:
+    """Train a vocabulary, then an MLM BERT; save both in the Hugging Face layout."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log_path = out_dir / "metrics.jsonl"
+    log_path.unlink(missing_ok=True)
+    device = T.pick_device(settings.device)
+    torch.manual_seed(settings.seed)
+
+    print(f"語彙を学習しています (目標 {settings.vocab_size} 語)…", file=sys.stderr)
+    tokenizer = Tokenizer(train_vocab(texts, settings.vocab_size))
+    blocks = pack_sequences(document_token_ids(tokenizer, texts), tokenizer, settings.max_length)
+    model = BertForMaskedLM(model_config(settings, tokenizer.vocab_size)).to(device)
+    trained = torch.compile(model) if settings.compile else model
+    optimizer = T.make_optimizer(model, settings.lr, settings.weight_decay, device)
+    plan = {"total": settings.max_steps, "warmup": T.warmup_steps_for(settings.max_steps, settings.warmup_ratio)}
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: T.warmup_linear_decay(s, plan["warmup"], plan["total"]))
+    generator = torch.Generator().manual_seed(settings.seed)
+
+    start, step, loss = time.time(), 0, float("nan")
+    bar = tqdm(total=plan["total"], desc="事前学習 (MLM)")
+    model.train()
+    while step < plan["total"]:
+        order = torch.randperm(len(blocks), generator=generator)
+        for first in range(0, len(order), settings.batch_size):
+            ids = blocks[order[first:first + settings.batch_size]]
+            masked, labels = mask_tokens(ids, tokenizer.vocab_size, mask_id=tokenizer.mask_id,
+                                         generator=generator)
+            loss = mlm_step(trained, optimizer, scheduler, masked.to(device), labels.to(device),
+                            settings.clip_norm, device)
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.3f}")
+            if step % 10 == 0 or step == 1:
+                T.append_log(log_path, {"step": step, "loss": loss, "seconds": round(time.time() - start, 2)})
+            if settings.minutes and step == 20:
+                fit_schedule_to_budget(plan, step, time.time() - start, settings)
+                bar.total = plan["total"]
+            if step >= plan["total"]:
+                break
+    bar.close()
+
+    save_model(model, out_dir, tokenizer)
+    T.plot_learning_curve(T.read_log(log_path), out_dir / "learning_curve.png", "事前学習 (MLM) の損失")
+    summary = {"steps": step, "final_loss": loss, "seconds": round(time.time() - start, 1),
+               "blocks": len(blocks), "tokens_per_block": settings.max_length, "device": str(device),
+               "vocab_size": tokenizer.vocab_size, "settings": asdict(settings)}
+    (out_dir / "pretrain_summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2) + "\n")
+    return summary
+
+
+def fit_schedule_to_budget(plan: dict, steps_done: int, seconds: float, settings) -> None:
+    """Measure the step time, then set the total steps so training fills the budget."""
+    per_step = seconds / steps_done
+    plan["total"] = max(steps_done + 1, int(settings.minutes * 60 / per_step))
+    plan["warmup"] = T.warmup_steps_for(plan["total"], settings.warmup_ratio)
+
+
+def mlm_step(model, optimizer, scheduler, masked, labels, clip_norm, device) -> float:
+    attention_mask = torch.ones_like(masked)
+    with T.autocast(device):
+        loss = model(masked, attention_mask, labels=labels)["loss"]
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss.item()

@@ -1,0 +1,189 @@
+"""The main job: data → pretrain → train → predict → score, through the real commands."""
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+
+from solutions.checkpoints import load_model, save_model
+from solutions.config import BertConfig
+from solutions.data import Record, make_demo_corpus, read_jsonl, split_train_dev, write_jsonl
+from solutions.finetune import FinetuneSettings, finetune
+from solutions.models import BertForMaskedLM, BertForSequenceClassification
+from solutions.tokenization import Tokenizer, train_vocab
+from solutions.training import TrainingError
+
+CLI = [sys.executable, "-m", "autograder.cli"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "2", "TQDM_DISABLE": "1"}
+
+
+def run(*args, check=True):
+    result = subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, env=ENV, timeout=900)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{args} failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def demo_records():
+    return make_demo_corpus(n_pages=400, seed=1)
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory, demo_records):
+    """A random tiny MLM BERT with a vocabulary trained on the demo texts."""
+    path = tmp_path_factory.mktemp("tiny") / "ckpt"
+    tokenizer = Tokenizer(train_vocab([r.text for r in demo_records], 800))
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
+    save_model(BertForMaskedLM(config), path, tokenizer)
+    return path
+
+
+@pytest.mark.slow
+def test_commands_end_to_end_beat_the_majority_baseline(tmp_path):
+    data = tmp_path / "data"
+    run("data", "demo", "--pages", "1200", "--out", data, "--seed", "3")
+    train, dev = list(read_jsonl(data / "train.jsonl")), list(read_jsonl(data / "dev.jsonl"))
+    assert len(train) + len(dev) == 1200
+    run("pretrain", "--data", data / "train.jsonl", "--out", tmp_path / "pre", "--size", "tiny",
+        "--vocab-size", "2000", "--max-steps", "150", "--batch-size", "32", "--lr", "1e-3", "--device", "cpu")
+    run("train", "--train", data / "train.jsonl", "--dev", data / "dev.jsonl", "--checkpoint", tmp_path / "pre",
+        "--out", tmp_path / "ft", "--epochs", "4", "--lr", "1e-3", "--max-length", "96",
+        "--no-multi-label", "--device", "cpu")
+    for name in ("best/config.json", "best/model.safetensors", "best/vocab.txt", "metrics.jsonl",
+                 "learning_curve.png", "last/state.pt"):
+        assert (tmp_path / "ft" / name).exists(), name
+    gold = tmp_path / "gold.jsonl"
+    write_jsonl(gold, dev)
+    inputs = tmp_path / "inputs.jsonl"
+    write_jsonl(inputs, [Record(r.page_id, r.title, r.text, []) for r in dev])
+    run("predict", "--checkpoint", tmp_path / "ft" / "best", "--input", inputs,
+        "--output", tmp_path / "pred.jsonl", "--device", "cpu", "--max-length", "96")
+    lines = [json.loads(x) for x in (tmp_path / "pred.jsonl").read_text().splitlines()]
+    assert [x["page_id"] for x in lines] == [r.page_id for r in dev]
+    (key,) = lines[0]["ENEs"]  # ENE labels -> the SHINRA submission format
+    assert key.startswith("AUTO.MyBERT.")
+    report = json.loads(run("score", gold, tmp_path / "pred.jsonl").stdout)
+    majority = Counter(r.labels[0] for r in train).most_common(1)[0][0]
+    majority_tp = sum(majority in r.labels for r in dev)
+    majority_f1 = 100 * 2 * majority_tp / (len(dev) + sum(len(r.labels) for r in dev))
+    assert report["f1"] > majority_f1 + 5, (report["f1"], majority_f1)
+
+
+def small_split(records):
+    return split_train_dev(records[:240], dev_fraction=0.25, seed=0)
+
+
+def weights(path):
+    model, _ = load_model(path, BertForSequenceClassification)
+    return model.state_dict()
+
+
+def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tmp_path, tiny_checkpoint, demo_records):
+    train, dev = small_split(demo_records)
+    settings = dict(epochs=2, batch_size=16, lr=1e-3, max_length=64, device="cpu", save_every=4)
+    finetune(train, dev, tiny_checkpoint, tmp_path / "full", FinetuneSettings(**settings))
+    first = finetune(train, dev, tiny_checkpoint, tmp_path / "cut", FinetuneSettings(**settings, stop_after_steps=7))
+    assert first["stopped_early"] and first["steps"] == 7
+    second = finetune(train, dev, tiny_checkpoint, tmp_path / "cut", FinetuneSettings(**settings), resume=True)
+    assert not second["stopped_early"] and second["steps"] == second["total_steps"]
+    a, b = torch.load(tmp_path / "full/last/state.pt")["model"], torch.load(tmp_path / "cut/last/state.pt")["model"]
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=0, rtol=0, msg=key)
+    log = [json.loads(x) for x in (tmp_path / "cut/metrics.jsonl").read_text().splitlines()]
+    assert [e["epoch"] for e in log if "dev_micro_f1" in e] == [1, 2]
+
+
+def test_a_failed_save_keeps_the_previous_state_and_resume_works(tmp_path, tiny_checkpoint, demo_records, monkeypatch):
+    train, dev = small_split(demo_records)
+    settings = dict(epochs=1, batch_size=16, lr=1e-3, max_length=64, device="cpu", save_every=3)
+    real_save = torch.save
+    calls = {"n": 0}
+
+    def disk_full_on_second_state(obj, f, *args, **kwargs):
+        if str(f).endswith("state.tmp"):
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise OSError(28, "No space left on device")
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", disk_full_on_second_state)
+    with pytest.raises(TrainingError, match="ディスク"):
+        finetune(train, dev, tiny_checkpoint, tmp_path / "run", FinetuneSettings(**settings))
+    assert torch.load(tmp_path / "run/last/state.pt")["step"] == 3
+    monkeypatch.setattr(torch, "save", real_save)
+    summary = finetune(train, dev, tiny_checkpoint, tmp_path / "run", FinetuneSettings(**settings), resume=True)
+    assert summary["steps"] == summary["total_steps"]
+
+
+def test_predictions_do_not_depend_on_batch_size(tmp_path, tiny_checkpoint, demo_records):
+    train, dev = small_split(demo_records)
+    finetune(train, dev, tiny_checkpoint, tmp_path / "ft",
+             FinetuneSettings(epochs=1, batch_size=16, max_length=64, device="cpu", multi_label=True))
+    inputs = tmp_path / "in.jsonl"
+    write_jsonl(inputs, dev)
+    outputs = []
+    for batch_size in (1, 7, 64):
+        out = tmp_path / f"pred{batch_size}.jsonl"
+        run("predict", "--checkpoint", tmp_path / "ft/best", "--input", inputs, "--output", out,
+            "--format", "simple", "--batch-size", batch_size, "--device", "cpu", "--max-length", 64)
+        outputs.append([json.loads(x) for x in out.read_text().splitlines()])
+    for other in outputs[1:]:
+        for a, b in zip(outputs[0], other, strict=True):
+            assert a["page_id"] == b["page_id"] and a["labels"] == b["labels"]
+            assert a["probs"] == pytest.approx(b["probs"], abs=2e-4)
+
+
+def test_bad_lines_are_reported_with_file_and_line_and_the_rest_is_used(tmp_path, tiny_checkpoint, demo_records):
+    train, dev = small_split(demo_records)
+    path = tmp_path / "train.jsonl"
+    write_jsonl(path, train)
+    lines = path.read_text().splitlines()
+    lines[4] = "{not json"
+    lines[9] = json.dumps({"page_id": "x9", "title": "t", "labels": ["1.1"]})  # no text
+    path.write_text("\n".join(lines) + "\n")
+    write_jsonl(tmp_path / "dev.jsonl", dev + [Record("new1", "t", "未知のラベルのページ", ["9.9.9"])])
+    result = run("train", "--train", path, "--dev", tmp_path / "dev.jsonl", "--checkpoint", tiny_checkpoint,
+                 "--out", tmp_path / "ft", "--epochs", "1", "--max-length", "48", "--device", "cpu")
+    assert f"{path}:5:" in result.stderr
+    assert f"{path}:10: 'text'" in result.stderr
+    assert "9.9.9" in result.stderr and "訓練データにありません" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_empty_dataset_and_mismatched_vocab_are_clear_errors(tmp_path, tiny_checkpoint, demo_records):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    result = run("train", "--train", empty, "--dev", empty, "--checkpoint", tiny_checkpoint,
+                 "--out", tmp_path / "x", check=False)
+    assert result.returncode == 2 and str(empty) in result.stderr and "Traceback" not in result.stderr
+
+    train, dev = small_split(demo_records)
+    write_jsonl(tmp_path / "t.jsonl", train)
+    broken = tmp_path / "broken"
+    model, _ = load_model(tiny_checkpoint, BertForMaskedLM)
+    save_model(model, broken, Tokenizer(train_vocab(["本日は晴天なり。"] * 3, 100)))
+    result = run("train", "--train", tmp_path / "t.jsonl", "--dev", tmp_path / "t.jsonl", "--checkpoint", broken,
+                 "--out", tmp_path / "y", "--device", "cpu", check=False)
+    assert result.returncode == 2 and "vocab" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_missing_file_is_a_clear_error(tmp_path, tiny_checkpoint):
+    result = run("train", "--train", "/nonexistent.jsonl", "--dev", "/nonexistent.jsonl",
+                 "--checkpoint", tiny_checkpoint, "--out", tmp_path / "z", check=False)
+    assert result.returncode == 2 and "/nonexistent.jsonl" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_resuming_with_another_label_set_is_refused(tmp_path, tiny_checkpoint, demo_records):
+    train, dev = small_split(demo_records)
+    settings = dict(epochs=1, batch_size=16, max_length=48, device="cpu")
+    finetune(train, dev, tiny_checkpoint, tmp_path / "ft", FinetuneSettings(**settings, stop_after_steps=2))
+    other = [Record(r.page_id, r.title, r.text, ["9"]) for r in train[:5]] + train[5:]
+    with pytest.raises(TrainingError, match="ラベル集合"):
+        finetune(other, dev, tiny_checkpoint, tmp_path / "ft", FinetuneSettings(**settings), resume=True)
