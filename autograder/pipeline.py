@@ -143,16 +143,18 @@ def run_demo(args) -> int:
     D.write_jsonl(out / "data" / "test_inputs.jsonl",
                   (D.Record(r.page_id, r.title, r.text, []) for r in test))
 
-    say("2/5 事前学習 (MLM) をします")
+    say("2/5 事前学習 (MLM) をします (時間予算つき)")
     pre = PretrainSettings(size="small" if gpu else "tiny", vocab_size=8000 if gpu else 4000,
-                           max_length=128, batch_size=128 if gpu else 32, lr=5e-4,
-                           max_steps=2000 if gpu else 300, seed=args.seed, device=str(device))
+                           max_length=128, batch_size=128 if gpu else 32, lr=5e-4 if gpu else 1e-3,
+                           max_steps=10**6, minutes=args.pretrain_minutes or (3.0 if gpu else 1.5),
+                           seed=args.seed, device=str(device))
     pretrain([r.text for r in read_dataset(out / "data" / "train.jsonl", require_labels=True)],
              out / "pretrained", pre)
 
-    say("3/5 分類器をファインチューニングします")
-    fine = FinetuneSettings(epochs=4 if gpu else 3, batch_size=32, lr=1e-4 if gpu else 3e-4,
-                            max_length=128, seed=args.seed, device=str(device))
+    say("3/5 分類器をファインチューニングします (ワークショップと同じく 1 ページ 1 ラベル)")
+    fine = FinetuneSettings(epochs=args.epochs or (6 if gpu else 8), batch_size=32,
+                            lr=1e-4 if gpu else 1e-3, max_length=128, multi_label=False,
+                            seed=args.seed, device=str(device))
     summary = finetune(read_dataset(out / "data" / "train.jsonl", require_labels=True),
                        read_dataset(out / "data" / "dev.jsonl", require_labels=True),
                        out / "pretrained", out / "finetuned", fine)
