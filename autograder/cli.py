@@ -48,7 +48,7 @@ def add_pretrain_command(sub) -> None:
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=5e-4)
-    p.add_argument("--max-steps", type=int, default=1000)
+    p.add_argument("--max-steps", type=int, help="ステップ数 (既定 1000。--minutes があれば時間で決める)")
     p.add_argument("--minutes", type=float, help="時間予算 (分)。学習率スケジュールをこれに合わせる")
     add_common_training_options(p)
     p.set_defaults(func=pipeline.run_pretrain)

@@ -72,7 +72,8 @@ def run_data(args) -> int:
 def run_pretrain(args) -> int:
     texts = [r.text for path in args.data for r in read_dataset(path, require_labels=False)]
     settings = PretrainSettings(size=args.size, vocab_size=args.vocab_size, max_length=args.max_length,
-                                batch_size=args.batch_size, lr=args.lr, max_steps=args.max_steps,
+                                batch_size=args.batch_size, lr=args.lr,
+                                max_steps=args.max_steps or (10**7 if args.minutes else 1000),
                                 minutes=args.minutes, seed=args.seed, device=args.device,
                                 compile=args.compile)
     summary = pretrain(texts, args.out, settings)

@@ -101,7 +101,7 @@ def pretrain(texts: list[str], out_dir, settings: PretrainSettings) -> dict:
             bar.set_postfix(loss=f"{loss:.3f}")
             if step % 10 == 0 or step == 1:
                 T.append_log(log_path, {"step": step, "loss": loss, "seconds": round(time.time() - start, 2)})
-            if settings.minutes and step == 20:
+            if settings.minutes and step % 20 == 0:
                 fit_schedule_to_budget(plan, step, time.time() - start, settings)
                 bar.total = plan["total"]
             if step >= plan["total"]:
@@ -118,10 +118,11 @@ def pretrain(texts: list[str], out_dir, settings: PretrainSettings) -> dict:
 
 
 def fit_schedule_to_budget(plan: dict, steps_done: int, seconds: float, settings) -> None:
-    """Measure the step time, then set the total steps so training fills the budget."""
+    """Re-estimate the total steps from the speed so far, so that training
+    (and the learning-rate decay) ends when the time budget does."""
     per_step = seconds / steps_done
-    plan["total"] = max(steps_done + 1, int(settings.minutes * 60 / per_step))
-    plan["warmup"] = T.warmup_steps_for(plan["total"], settings.warmup_ratio)
+    plan["total"] = min(settings.max_steps, max(steps_done, int(settings.minutes * 60 / per_step)))
+    plan["warmup"] = min(plan["warmup"], T.warmup_steps_for(plan["total"], settings.warmup_ratio))
 
 
 def mlm_step(model, optimizer, scheduler, masked, labels, clip_norm, device) -> float:

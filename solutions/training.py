@@ -117,7 +117,8 @@ def plot_learning_curve(log: list[dict], path: Path, title: str = "学習曲線"
         ax2.plot([e["step"] for e in evals], [e["dev_micro_f1"] for e in evals], "o-",
                  color="tab:red", label="dev micro-F1")
         ax2.set_ylabel("dev micro-F1")
-        fig.legend(loc="upper center", ncol=2)
+        handles = ax.get_lines() + ax2.get_lines()
+        ax.legend(handles, [h.get_label() for h in handles], loc="center right")
     ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
