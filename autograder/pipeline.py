@@ -3,6 +3,7 @@ train → predict → score, and the demo that chains them)."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -91,6 +92,8 @@ def run_train(args) -> int:
                                 seed=args.seed, device=args.device, compile=args.compile)
     summary = finetune(train, dev, args.checkpoint, args.out, settings, resume=args.resume,
                        dev_source=args.dev)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, one process reports
+        return 0
     if summary["stopped_early"]:
         say(f"{summary['steps']}/{summary['total_steps']} ステップで止めました。--resume で続きから再開できます")
     else:

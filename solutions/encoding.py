@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import torch
@@ -24,7 +25,7 @@ def encode_records(tokenizer, records, max_length: int, cache_dir: Path | None =
     result = {"input_ids": encoded["input_ids"], "token_type_ids": encoded["token_type_ids"]}
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp")
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp")  # torchrun: several writers
         torch.save(result, tmp)
         tmp.replace(cache)
     return result

@@ -187,3 +187,52 @@ def test_resuming_with_another_label_set_is_refused(tmp_path, tiny_checkpoint, d
     other = [Record(r.page_id, r.title, r.text, ["9"]) for r in train[:5]] + train[5:]
     with pytest.raises(TrainingError, match="ラベル集合"):
         finetune(other, dev, tiny_checkpoint, tmp_path / "ft", FinetuneSettings(**settings), resume=True)
+
+
+def test_torchrun_with_two_processes_trains_one_model(tmp_path, tiny_checkpoint, demo_records):
+    """DDP through torchrun (gloo on CPU here; NCCL on GPUs): same command, one result."""
+    train, dev = small_split(demo_records)
+    write_jsonl(tmp_path / "train.jsonl", train)
+    write_jsonl(tmp_path / "dev.jsonl", dev)
+    torchrun = Path(sys.executable).with_name("torchrun")
+    result = subprocess.run(
+        [str(torchrun), "--nproc_per_node", "2", "-m", "autograder.cli", "train",
+         "--train", tmp_path / "train.jsonl", "--dev", tmp_path / "dev.jsonl", "--checkpoint", tiny_checkpoint,
+         "--out", tmp_path / "ft", "--epochs", "2", "--max-length", "48", "--device", "cpu"],
+        capture_output=True, text=True, env={**ENV, "OMP_NUM_THREADS": "1"}, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr.count("最良の dev micro-F1") == 1
+    summary = json.loads((tmp_path / "ft" / "summary.json").read_text())
+    single_process_steps = -(-len(train) // 32) * 2
+    assert summary["total_steps"] < single_process_steps  # the batches were shared out
+    assert (tmp_path / "ft" / "best" / "model.safetensors").exists()
+
+
+def test_shinra_official_files_to_submission(tmp_path, tiny_checkpoint, demo_records):
+    """Official-format files in → `data shinra` → `train` → `predict --dump` → a scored submission."""
+    from solutions.data import write_cirrus_dump, write_shinra_inputs, write_shinra_training_file
+
+    labelled, unlabelled = demo_records[:300], demo_records[300:360]
+    write_shinra_training_file(tmp_path / "train_official.jsonl", ((r.page_id, r.title, r.labels) for r in labelled))
+    write_shinra_inputs(tmp_path / "leaderboard.jsonl", ((r.page_id, r.title) for r in unlabelled))
+    write_cirrus_dump(tmp_path / "cirrus.json.gz", ((r.page_id, r.title, r.text) for r in demo_records[::-1]))
+    run("data", "shinra", "--train-file", tmp_path / "train_official.jsonl", "--dump", tmp_path / "cirrus.json.gz",
+        "--inputs", tmp_path / "leaderboard.jsonl", "--single-label", "--out", tmp_path / "data")
+    train = list(read_jsonl(tmp_path / "data" / "train.jsonl"))
+    assert all(len(r.labels) == 1 for r in train)
+    run("train", "--train", tmp_path / "data/train.jsonl", "--dev", tmp_path / "data/dev.jsonl",
+        "--checkpoint", tiny_checkpoint, "--out", tmp_path / "ft", "--epochs", "1", "--max-length", "48",
+        "--device", "cpu")
+    run("predict", "--checkpoint", tmp_path / "ft/best", "--input", tmp_path / "leaderboard.jsonl",
+        "--dump", tmp_path / "cirrus.json.gz", "--output", tmp_path / "submission.jsonl", "--system", "Tiny",
+        "--device", "cpu", "--max-length", "48")
+    lines = [json.loads(x) for x in (tmp_path / "submission.jsonl").read_text().splitlines()]
+    assert [(x["page_id"], x["title"]) for x in lines] == [(r.page_id, r.title) for r in unlabelled]
+    for line in lines:
+        ((key, predictions),) = line["ENEs"].items()
+        assert key.startswith("AUTO.Tiny.") and len(predictions) >= 1
+        assert all(0 <= p["prob"] <= 1 for p in predictions)
+    gold = tmp_path / "gold.jsonl"
+    write_shinra_training_file(gold, ((r.page_id, r.title, r.labels) for r in unlabelled))
+    report = json.loads(run("score", gold, tmp_path / "submission.jsonl").stdout)
+    assert report["pages"] == len(unlabelled) and report["label_space"] == "ene"
