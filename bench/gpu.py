@@ -170,6 +170,76 @@ def ratio_line(section, results):
     emit(section=section, ratio_ours_over_best_hf=round(ours / theirs, 3))
 
 
+@torch.inference_mode()
+def run_model(model, batch, device):
+    inputs = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    with autocast(device):
+        return logits_of(model(**inputs)).float().softmax(-1).cpu()
+
+
+def predict_transformers(model, tokenizer, titles, texts, batch_size, max_length, device):
+    """The usual transformers loop: tokenize a batch in input order, pad to its longest, run."""
+    outputs = []
+    for s in range(0, len(texts), batch_size):
+        batch = tokenizer(titles[s:s + batch_size], texts[s:s + batch_size], padding=True, truncation=True,
+                          max_length=max_length, return_token_type_ids=True, return_tensors="pt")
+        outputs.append(run_model(model, dict(batch), device))
+    return torch.cat(outputs)
+
+
+def predict_ours(model, tokenizer, titles, texts, batch_size, max_length, device):
+    """Our pipeline: fast batch tokenization, then length-sorted batches."""
+    from solutions.batching import sorted_batches
+
+    encoded = tokenizer.encode_batch(titles, texts, max_length=max_length, padding=False)
+    ids, segments = encoded["input_ids"], encoded["token_type_ids"]
+    out = [None] * len(ids)
+    for idx in sorted_batches([len(x) for x in ids], batch_size):
+        probs = run_model(model, pad_batch([ids[i] for i in idx], 0, [segments[i] for i in idx]), device)
+        for row, i in enumerate(idx):
+            out[i] = probs[row]
+    return torch.stack(out)
+
+
+def prediction_section(sizes, n_labels, device, pages: int, limit):
+    """Pages/s of prediction, tokenization included, with the same weights in both."""
+    import tempfile
+
+    from solutions.checkpoints import to_hf_state_dict
+    from solutions.data import read_livedoor
+    from solutions.tokenization import Tokenizer, train_vocab
+
+    records = read_livedoor(LIVEDOOR)[:limit]
+    records = [records[i % len(records)] for i in range(pages)]
+    titles = [r.title for r in records]
+    texts = [r.text.split("\n\n")[0] for r in records]
+    ours_tok = Tokenizer(train_vocab(texts[:2000], sizes["vocab_size"]))
+    sizes = {**sizes, "vocab_size": ours_tok.vocab_size}
+    with tempfile.TemporaryDirectory() as tmp:
+        ours_tok.save(tmp)
+        hf_tok = transformers.AutoTokenizer.from_pretrained(tmp)
+    ours = build("ours", sizes, n_labels, device).eval()
+    theirs = build("hf-sdpa", sizes, n_labels, device).eval()
+    theirs.load_state_dict(to_hf_state_dict(ours), strict=False)
+    batch_size, max_length = 64, 256
+    results = {}
+    for name, fn, model, tok in (("hf-sdpa", predict_transformers, theirs, hf_tok),
+                                 ("ours", predict_ours, ours, ours_tok)):
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        sync(device)
+        start = time.perf_counter()
+        probs = fn(model, tok, titles, texts, batch_size, max_length, device)
+        sync(device)
+        seconds = time.perf_counter() - start
+        results[name] = probs
+        emit(section="predict", variant=name, pages=pages, pages_per_s=round(pages / seconds, 1),
+             seconds=round(seconds, 2), peak_mem_gib=peak_memory(device))
+    agree = (results["ours"].argmax(-1) == results["hf-sdpa"].argmax(-1)).float().mean().item()
+    emit(section="predict", same_label_share=round(agree, 4),
+         max_prob_diff=round((results["ours"] - results["hf-sdpa"]).abs().max().item(), 5))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--device", default="auto")
@@ -179,6 +249,7 @@ def main(argv=None):
     p.add_argument("--limit", type=int, help="livedoor articles to use (default all on GPU, 200 on CPU)")
     p.add_argument("--lengths", help="JSON file with saved livedoor lengths")
     p.add_argument("--save-lengths", help="write the livedoor lengths to this JSON file and exit")
+    p.add_argument("--predict-pages", type=int, help="pages for the prediction section (default 20000 GPU / 200 CPU)")
     args = p.parse_args(argv)
 
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
@@ -231,6 +302,13 @@ def main(argv=None):
                  mean_len=round(mean_len, 1), **results[name])
             del model
         ratio_line(f"train_livedoor_{part}", results)
+
+    try:
+        import fugashi  # noqa: F401
+    except ImportError:
+        emit(section="predict", skipped="fugashi がないので予測 (トークン化込み) は測れません")
+        return
+    prediction_section(sizes, args.labels, device, args.predict_pages or (20000 if gpu else 200), limit)
 
 
 if __name__ == "__main__":

@@ -9,12 +9,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_gpu_benchmark_smoke_on_cpu(shared_data):
     result = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu.py"), "--device", "cpu", "--steps", "1",
-                             "--limit", "40", "--labels", "9"],
+                             "--limit", "40", "--labels", "9", "--predict-pages", "60"],
                             capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
     lines = [json.loads(x) for x in result.stdout.splitlines()]
     sections = {x["section"] for x in lines}
-    assert {"setup", "train_fixed_4x64", "train_livedoor_whole", "train_livedoor_first"} <= sections
+    assert {"setup", "train_fixed_4x64", "train_livedoor_whole", "train_livedoor_first", "predict"} <= sections
+    agreement = next(x for x in lines if "same_label_share" in x)
+    assert agreement["same_label_share"] == 1.0  # same weights, same answers
     ours_first = next(x for x in lines if x["section"] == "train_livedoor_first" and x.get("variant") == "ours")
     theirs_first = next(x for x in lines if x["section"] == "train_livedoor_first" and x.get("variant") == "hf-sdpa")
     # Length bucketing leaves less padding than shuffled pad-to-longest batches.
