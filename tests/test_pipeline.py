@@ -236,3 +236,12 @@ def test_shinra_official_files_to_submission(tmp_path, tiny_checkpoint, demo_rec
     write_shinra_training_file(gold, ((r.page_id, r.title, r.labels) for r in unlabelled))
     report = json.loads(run("score", gold, tmp_path / "submission.jsonl").stdout)
     assert report["pages"] == len(unlabelled) and report["label_space"] == "ene"
+
+
+def test_data_livedoor_from_the_archive(tmp_path, shared_data):
+    archive = shared_data / "livedoor" / "ldcc-20140209-train80.tar.gz"
+    run("data", "livedoor", "--archive", archive, "--out", tmp_path)
+    train, dev = list(read_jsonl(tmp_path / "train.jsonl")), list(read_jsonl(tmp_path / "dev.jsonl"))
+    assert len(train) + len(dev) == 5857 and abs(len(dev) - 0.2 * 5857) < 10
+    assert len({r.labels[0] for r in train}) == 9
+    assert not {r.page_id for r in train} & {r.page_id for r in dev}
