@@ -128,8 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_predict_command(sub)
     add_score_command(sub)
     add_demo_command(sub)
+    from .book import register as register_book
     from .leaderboard.cli import register as register_leaderboard
     register_leaderboard(sub)
+    register_book(sub)
     return parser
 
 

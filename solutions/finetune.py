@@ -65,7 +65,8 @@ def predict_label_sets(model, encoded, batch_size: int, device, multi_label: boo
     n = len(encoded["input_ids"])
     probs_out, chosen_out = [None] * n, [None] * n
     lengths = [len(x) for x in encoded["input_ids"]]
-    for batch_idx in tqdm(sorted_batches(lengths, batch_size), desc="予測", disable=not progress):
+    for batch_idx in tqdm(sorted_batches(lengths, batch_size), desc="予測",
+                          **({} if progress else {"disable": True})):
         batch = pad_batch([encoded["input_ids"][i] for i in batch_idx], 0,
                           [encoded["token_type_ids"][i] for i in batch_idx])
         with T.autocast(device):
@@ -149,7 +150,7 @@ def finetune(train_records, dev_records, checkpoint, out_dir, settings: Finetune
         done_in_epoch = step - epoch * steps_per_epoch
         model.train()
         bar = tqdm(batches[done_in_epoch:], desc=f"エポック {epoch + 1}/{settings.epochs}",
-                   disable=not dist.is_main)
+                   **({} if dist.is_main else {"disable": True}))  # TQDM_DISABLE still works
         for batch_idx in bar:
             loss = train_step(trained, optimizer, scheduler, batch_idx, train_enc, train_y, settings, device)
             step += 1

@@ -100,15 +100,16 @@ def read_log(path: Path) -> list[dict]:
 
 
 def plot_learning_curve(log: list[dict], path: Path, title: str = "学習曲線") -> None:
-    """Training loss by step and, where logged, dev micro-F1 by epoch."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """Training loss by step and, where logged, dev micro-F1 by epoch.
+
+    Drawn on a standalone Figure: no pyplot, so a notebook's backend is left alone."""
+    from matplotlib.figure import Figure
     import matplotlib_fontja  # noqa: F401  (Japanese labels)
 
     steps = [e for e in log if "loss" in e]
     evals = [e for e in log if "dev_micro_f1" in e]
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig = Figure(figsize=(7, 4))
+    ax = fig.add_subplot()
     ax.plot([e["step"] for e in steps], [e["loss"] for e in steps], color="tab:blue", label="訓練損失")
     ax.set_xlabel("ステップ")
     ax.set_ylabel("損失")
@@ -122,7 +123,6 @@ def plot_learning_curve(log: list[dict], path: Path, title: str = "学習曲線"
     ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 class Distributed:
