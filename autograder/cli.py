@@ -129,8 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_score_command(sub)
     add_demo_command(sub)
     from .book import register as register_book
+    from .grading import register as register_autograde
     from .leaderboard.cli import register as register_leaderboard
+    from .notebooks import register as register_release
     register_leaderboard(sub)
+    register_release(sub)
+    register_autograde(sub)
     register_book(sub)
     return parser
 

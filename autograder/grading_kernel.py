@@ -1,0 +1,202 @@
+"""Starts the IPython kernel that runs one student notebook during grading.
+
+The autograder writes a kernel spec whose command is this file (run as a
+script with ``python -I``, never imported), so every kernel nbgrader starts
+goes through here first. Standard library only: it runs before anything of
+the student's.
+
+Stage 1 (``python -I grading_kernel.py -f CONNECTION_FILE``):
+
+1. resource limits: private writable memory (``BW_MEMORY_LIMIT`` bytes,
+   RLIMIT_DATA, so an allocation beyond it fails with MemoryError instead of
+   exhausting the machine), file size, no core dumps;
+2. copies the connection file into the kernel's working folder (a scratch
+   copy made for this notebook), then, where Linux allows unprivileged user
+   namespaces, enters a private user + mount namespace and mounts an empty
+   read-only tmpfs over every folder in ``BW_HIDE`` (the nbgrader course with
+   the hidden tests and the gradebook, the output folder, the submissions,
+   ``solutions/`` and ``autograder/``). A second user namespace then locks
+   those mounts: the kernel cannot unmount them, and it cannot reach other
+   processes' views through /proc (ptrace across user namespaces is refused);
+3. re-executes Python (stage 2, this file's code passed with ``-c``) so the
+   kernel keeps no capabilities.
+
+Stage 2 blocks imports of ``BW_BLOCK_MODULES`` (``solutions``,
+``autograder``), keeps only an allowlist of environment variables and
+starts ipykernel.
+
+``--probe`` answers ``namespaces`` or ``none`` (what stage 1 can do here).
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import resource
+import shutil
+import sys
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUSER = 0x10000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_REC, MS_PRIVATE = 0x4000, 1 << 18
+OVERFLOW_UID = 65534  # "nobody": the kernel's uid inside when the grader runs as root
+
+KEEP_ENV = ("PATH", "LANG", "LANGUAGE", "TZ", "TERM", "TMPDIR", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+            "OPENBLAS_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "JPY_PARENT_PID", "JPY_SESSION_NAME",
+            "PYTHONHASHSEED", "PYDEVD_DISABLE_FILE_VALIDATION", "MPLBACKEND", "NVIDIA_VISIBLE_DEVICES")
+KEEP_PREFIXES = ("LC_", "BERT_WORKSHOP_", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+
+
+def _libc():
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"{what}: {os.strerror(errno)}")
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def _enter_user_namespace(libc, inside_uid: int, inside_gid: int) -> None:
+    uid, gid = os.geteuid(), os.getegid()
+    _check(libc.unshare(CLONE_NEWUSER | CLONE_NEWNS), "unshare")
+    _write("/proc/self/setgroups", "deny")
+    _write("/proc/self/uid_map", f"{inside_uid} {uid} 1")
+    _write("/proc/self/gid_map", f"{inside_gid} {gid} 1")
+
+
+def hide_folders(folders: list[str]) -> None:
+    """Empty read-only tmpfs over each folder, in namespaces the kernel cannot undo."""
+    libc = _libc()
+    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+    outside_uid, outside_gid = os.geteuid(), os.getegid()
+    _enter_user_namespace(libc, 0, 0)
+    _check(libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "mount --make-rprivate /")
+    for folder in folders:
+        if os.path.isdir(folder):
+            _check(libc.mount(b"tmpfs", folder.encode(), b"tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                              b"size=4k,mode=0555"), f"mount tmpfs {folder}")
+    # A second namespace owned by a less privileged user namespace: the mounts above are locked.
+    uid = outside_uid or OVERFLOW_UID
+    gid = outside_gid or OVERFLOW_UID
+    _enter_user_namespace(libc, uid, gid)
+
+
+def probe() -> str:
+    """'namespaces' if folders can be hidden here, else 'none' (tried in a child process)."""
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="bw-probe-")
+    with open(os.path.join(folder, "secret"), "w") as f:
+        f.write("x")
+    pid = os.fork()
+    if pid == 0:
+        try:
+            hide_folders([folder])
+            os._exit(0 if not os.path.exists(os.path.join(folder, "secret")) else 1)
+        except BaseException:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    shutil.rmtree(folder, ignore_errors=True)
+    return "namespaces" if os.waitstatus_to_exitcode(status) == 0 else "none"
+
+
+def set_limits() -> None:
+    memory = int(os.environ.get("BW_MEMORY_LIMIT") or 0)
+    if memory > 0:
+        # RLIMIT_DATA (private writable memory: the heap, tensors, anonymous mmaps) rather
+        # than RLIMIT_AS: shared libraries and CUDA's address-space reservations do not count.
+        resource.setrlimit(resource.RLIMIT_DATA, (memory, memory))
+    file_size = int(os.environ.get("BW_FILE_SIZE_LIMIT") or 0)
+    if file_size > 0:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (file_size, file_size))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def connection_file_argument(argv: list[str]) -> int:
+    for i, arg in enumerate(argv[:-1]):
+        if arg == "-f":
+            return i + 1
+    raise SystemExit("grading_kernel: -f CONNECTION_FILE がありません")
+
+
+def stage1(argv: list[str]) -> None:
+    set_limits()
+    i = connection_file_argument(argv)
+    # The kernel's working folder is its scratch copy; keep the connection file
+    # there, since the folder holding it may be hidden below.
+    local = os.path.join(os.getcwd(), ".kernel-connection.json")
+    shutil.copyfile(argv[i], local)
+    os.chmod(local, 0o600)
+    argv = argv[:i] + [local] + argv[i + 1:]
+    folders = [f for f in os.environ.get("BW_HIDE", "").split(os.pathsep) if f]
+    with open(os.path.abspath(__file__), encoding="utf-8") as f:
+        code = f.read()  # stage 2 runs from memory: this file's folder may be hidden below
+    if folders and os.environ.get("BW_NAMESPACES", "1") == "1":
+        try:
+            hide_folders(folders)
+        except OSError as e:
+            print(f"grading_kernel: フォルダを隠せませんでした ({e}); 制限を減らして続けます", file=sys.stderr)
+    os.execv(sys.executable, [sys.executable, "-I", "-c", code, "--stage2", *argv])
+
+
+class BlockedModules:
+    """A meta-path finder that refuses the reference implementation and the grader."""
+
+    def __init__(self, names):
+        self.names = set(names)
+
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in self.names:
+            raise ModuleNotFoundError(f"No module named {name!r} (採点中は使えません)", name=name)
+        return None
+
+
+def scrub_environment(home: str) -> None:
+    keep = {k: v for k, v in os.environ.items() if k in KEEP_ENV or k.startswith(KEEP_PREFIXES)}
+    os.environ.clear()
+    os.environ.update(keep)
+    os.environ.update({
+        "HOME": home, "IPYTHONDIR": os.path.join(home, ".ipython"), "MPLCONFIGDIR": os.path.join(home, ".mpl"),
+        "XDG_CACHE_HOME": os.path.join(home, ".cache"), "HF_HOME": os.path.join(home, ".cache", "hf"),
+        "HF_HUB_OFFLINE": "1", "USER": "student", "LOGNAME": "student", "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+    })
+
+
+def stage2(argv: list[str]) -> None:
+    blocked = [m for m in os.environ.get("BW_BLOCK_MODULES", "").split(",") if m]
+    scrub_environment(os.getcwd())
+    sys.meta_path.insert(0, BlockedModules(blocked))
+    for name in list(sys.modules):
+        if name.partition(".")[0] in blocked:
+            del sys.modules[name]
+    sys.argv = [sys.argv[0], *argv]
+    from ipykernel.kernelapp import IPKernelApp
+
+    app = IPKernelApp.instance()
+    app.initialize(argv)
+    # The kernel has read its connection file: remove it, so that no other
+    # kernel can find the key and ports of this one.
+    try:
+        os.remove(argv[connection_file_argument(argv)])
+    except OSError:
+        pass
+    app.start()
+
+
+def main(argv: list[str]) -> None:
+    if argv[:1] == ["--probe"]:
+        print(probe())
+    elif argv[:1] == ["--stage2"]:
+        stage2(argv[1:])
+    else:
+        stage1(argv)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

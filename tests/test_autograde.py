@@ -1,0 +1,347 @@
+"""The autograder on nbgrader's real machinery: full marks for the reference notebooks,
+zero for untouched ones, expected partial scores, every robustness case, serial == parallel."""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from autograder.grading import autograde, probe_isolation
+from autograder.grading_classgen import max_auto_score, prefix_filled
+from autograder.grading_gradebook import gradebook_scores, read_csv
+from autograder.grading_submissions import collect_submissions
+from autograder.notebooks import COURSE_ID, META_KEY, assignment_names, write_bundle
+from test_autograde_support import appended_to_cell, built_course_root, cell_index, read, with_cell_source, write
+
+pytestmark = pytest.mark.timeout(900)
+
+
+@pytest.fixture(scope="module")
+def course() -> Path:
+    return built_course_root()
+
+
+def rows_by_student(out: Path) -> dict:
+    return {(r["student"], r["assignment"]): r for r in read_csv(out / "grades.csv")}
+
+
+def hidden_free(html: Path) -> bool:
+    text = html.read_text(encoding="utf-8")
+    return not any(s in text for s in ("BEGIN HIDDEN TESTS", "_ref_", "_hidden_tests"))
+
+
+# ------------------------------------------------------------------ submissions without grading
+
+
+def test_submission_layouts_are_recognised(tmp_path, course):
+    release = read(course, "release", "01_basics")
+    releases = {"01_basics": release}
+    write(release, tmp_path / "nbgrader" / "submitted" / "aoki" / "01_basics" / "01_basics.ipynb")
+    (tmp_path / "nbgrader" / "submitted" / "aoki" / "01_basics" / "timestamp.txt").write_text("2025-06-01 10:00:00")
+    flat = tmp_path / "flat"
+    write(release, flat / "ito.ipynb")                                 # metadata says 01_basics
+    anonymous = copy.deepcopy(release)
+    del anonymous.metadata[META_KEY]
+    write(anonymous, flat / "ueda_01_basics.ipynb")                      # the file name says it
+    write(anonymous, flat / "endo.ipynb")                                # nothing says it
+    other = copy.deepcopy(release)
+    other.metadata[META_KEY]["assignment"] = "99_unknown"
+    write(other, flat / "oda.ipynb")
+    (flat / "kato.ipynb").write_text('{"cells": [', encoding="utf-8")    # not JSON
+    write(release, flat / "ito (1).ipynb")                              # a second, newer copy of ito's
+    os.utime(flat / "ito.ipynb", (1_700_000_000, 1_700_000_000))
+    archive = tmp_path / "colab.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("class/山田 花子.ipynb", nbformat.writes(release))
+        zf.writestr("class/.ipynb_checkpoints/x.ipynb", "{}")
+        zf.writestr("../evil.ipynb", nbformat.writes(release))
+    found = collect_submissions([tmp_path / "nbgrader", flat, archive], {"01_basics"}, tmp_path / "inbox", releases)
+    by = {(s.student, s.source.split("/")[-1]): s for s in found}
+    assert by[("aoki", "01_basics.ipynb")].gradable and by[("aoki", "01_basics.ipynb")].timestamp
+    assert by[("ito", "ito (1).ipynb")].gradable and by[("ueda", "ueda_01_basics.ipynb")].assignment == "01_basics"
+    assert by[("endo", "endo.ipynb")].status == "unknown_assignment"
+    assert by[("oda", "oda.ipynb")].status == "unknown_assignment" and "99_unknown" in by[("oda", "oda.ipynb")].reason
+    assert by[("kato", "kato.ipynb")].status == "invalid_notebook"
+    assert by[("ito", "ito.ipynb")].status == "duplicate_submission"
+    assert by[("山田_花子", "山田 花子.ipynb")].gradable
+    assert not any("evil" in s.source or "checkpoints" in s.source for s in found)
+    assert not (tmp_path / "evil.ipynb").exists()
+    hinted = collect_submissions([flat / "endo.ipynb"], {"01_basics"}, tmp_path / "inbox2", releases,
+                                 assignment_hint="01_basics")
+    assert hinted[0].gradable
+
+
+def test_tampering_is_detected_and_repaired_before_grading(tmp_path, course):
+    release = read(course, "release", "01_basics")
+    releases = {"01_basics": release}
+    deleted = copy.deepcopy(release)
+    del deleted.cells[cell_index(deleted, "softmax"):cell_index(deleted, "test_softmax") + 1]  # answer and test
+    edited = with_cell_source(release, "test_cross_entropy", "pass")
+    retyped = copy.deepcopy(release)
+    retyped.cells[cell_index(retyped, "test_batch_loss")].cell_type = "raw"
+    retyped.cells[cell_index(retyped, "test_batch_loss")].pop("outputs", None)
+    retyped.cells[cell_index(retyped, "test_batch_loss")].pop("execution_count", None)
+    duplicated = copy.deepcopy(release)
+    i = cell_index(duplicated, "test_softmax")
+    duplicated.cells.insert(i, copy.deepcopy(duplicated.cells[i]))
+    duplicated.cells[i].id = "copied-cell"
+    greedy = copy.deepcopy(release)  # more points for a test, and an answer cell made "locked"
+    greedy.cells[cell_index(greedy, "test_softmax")].metadata["nbgrader"]["points"] = 100
+    greedy.cells[cell_index(greedy, "softmax")].metadata["nbgrader"]["locked"] = True
+    stripped = copy.deepcopy(release)  # an editor that dropped the nbgrader metadata
+    for cell in stripped.cells:
+        cell.metadata.pop("nbgrader", None)
+    for name, nb in [("deleted", deleted), ("edited", edited), ("retyped", retyped), ("duplicated", duplicated),
+                     ("greedy", greedy), ("stripped", stripped)]:
+        write(nb, tmp_path / "in" / f"{name}.ipynb")
+    found = {s.student: s for s in collect_submissions([tmp_path / "in"], {"01_basics"}, tmp_path / "inbox", releases)}
+    assert found["deleted"].tampered and "test_softmax" in " ".join(found["deleted"].notes)
+    repaired = nbformat.read(found["deleted"].notebook, as_version=4)
+    assert cell_index(repaired, "test_softmax") < cell_index(repaired, "test_cross_entropy")
+    assert found["edited"].tampered and "書き換えられていた" in " ".join(found["edited"].notes)
+    assert found["retyped"].tampered and "種類" in " ".join(found["retyped"].notes)
+    assert found["duplicated"].tampered and "2 個" in " ".join(found["duplicated"].notes)
+    greedy_notes = " ".join(found["greedy"].notes)
+    assert found["greedy"].tampered and "メタデータ" in greedy_notes
+    assert "test_softmax" in greedy_notes and "softmax," in greedy_notes
+    fixed = nbformat.read(found["greedy"].notebook, as_version=4)
+    assert fixed.cells[cell_index(fixed, "test_softmax")].metadata["nbgrader"]["points"] == 2
+    assert not found["stripped"].tampered and "メタデータ" in " ".join(found["stripped"].notes)
+    restored = nbformat.read(found["stripped"].notebook, as_version=4)
+    assert cell_index(restored, "softmax") >= 0 and cell_index(restored, "test_training") >= 0
+
+
+# ------------------------------------------------------------------ grading
+
+
+@pytest.mark.slow
+def test_reference_notebooks_full_marks_untouched_zero(tmp_path, course):
+    """The whole course, graded from a release --bundle zip (no solutions/ needed), 2 workers."""
+    names = assignment_names()
+    bundle = write_bundle(tmp_path / "bundle.zip", names, course_root=course)
+    submitted = tmp_path / "class" / "submitted"
+    for name in names:
+        write(read(course, "source", name), submitted / "reference" / name / f"{name}.ipynb")
+        write(read(course, "release", name), submitted / "untouched" / name / f"{name}.ipynb")
+    # A notebook that was run on a Colab GPU: graded on the CPU with the small sizes.
+    gpu = read(course, "source", "08_finetune")
+    gpu.metadata.update({"accelerator": "GPU", "colab": {"gpuType": "T4", "provenance": []}})
+    setup = gpu.cells[cell_index(gpu, "given-01")]
+    setup.outputs = [nbformat.v4.new_output("stream", name="stdout", text="装置: cuda\n")]
+    write(gpu, submitted / "colab_gpu" / "08_finetune" / "08_finetune.ipynb")
+
+    out = tmp_path / "out"
+    summary = autograde([tmp_path / "class"], out, course=bundle, workers=2, cell_timeout=300, notebook_timeout=600)
+    rows = rows_by_student(out)
+    assert len(rows) == 2 * len(names) + 1
+    for name in names:
+        ref, untouched = rows[("reference", name)], rows[("untouched", name)]
+        assert ref["status"] == "graded", ref
+        assert float(ref["score"]) == float(ref["max_score"]) - float(ref["manual_pending"]) > 0, ref
+        assert float(ref["manual_pending"]) > 0  # the written answers wait for a human
+        assert untouched["status"] == "graded" and float(untouched["score"]) == 0, untouched
+        for student in ("reference", "untouched"):
+            html = out / "feedback" / student / f"{name}.html"
+            assert html.is_file() and hidden_free(html)
+        assert "BEGIN HIDDEN TESTS" in (out / "autograded" / "reference" / name / f"{name}.ipynb").read_text()
+    gpu_row = rows[("colab_gpu", "08_finetune")]
+    assert gpu_row["status"] == "graded" and float(gpu_row["score"]) == 15, gpu_row
+    executed = nbformat.read(out / "autograded" / "colab_gpu" / "08_finetune" / "08_finetune.ipynb", as_version=4)
+    printed = "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs)
+    assert "装置: cpu" in printed and "エポック 8" in printed  # the CPU sizes (8 epochs of 240 pages)
+    scores = gradebook_scores(out / "gradebook.db", COURSE_ID)
+    assert len(scores) == 2 * len(names) + 1
+    info = json.loads((out / "summary.json").read_text())
+    assert info["graded_notebooks"] == 2 * len(names) + 1
+    slow = {k: v for k, v in info["seconds_per_notebook"].items() if v > 120}
+    assert not slow, f"every notebook must run in under 2 minutes on 2 cores (here 2 at a time): {slow}"
+    assert summary.counts() == {"graded": 2 * len(names) + 1}
+
+
+def robustness_class(course: Path, root: Path, out_dir: Path) -> dict:
+    """01_basics submissions, one per robustness case, spread over the three input layouts.
+    Returns {student: (status, score or None, words expected in the reason)}."""
+    full = read(course, "source", "01_basics")
+    release = read(course, "release", "01_basics")
+    nbgrader_dir, flat, zipped = root / "nbgrader" / "submitted", root / "flat", root / "zipped"
+    cases = {}
+
+    def add(student, nb, expect, where="flat"):
+        if where == "nbgrader":
+            write(nb, nbgrader_dir / student / "01_basics" / "01_basics.ipynb")
+        else:
+            write(nb, (flat if where == "flat" else zipped) / f"{student}.ipynb")
+        cases[student] = expect
+
+    add("full", full, ("graded", 8, []), "nbgrader")
+    add("untouched", release, ("graded", 0, []), "nbgrader")
+    add("loop", appended_to_cell(full, "softmax", "while True:\n    pass"), ("cell_timeout", 8, ["制限時間"]))
+    add("stubborn", appended_to_cell(full, "softmax", "import time\nwhile True:\n    try:\n        time.sleep(0.1)\n"
+                                                       "    except KeyboardInterrupt:\n        pass"),
+        ("cell_timeout", 0, ["制限時間", "応答しなく"]))
+    add("memory", appended_to_cell(full, "softmax", "def hog():\n    blocks = []\n    while True:\n"
+                                                     "        blocks.append(bytearray(50 * 2**20))\nhog()"),
+        ("memory_limit", 8, ["メモリ"]))
+    add("crash", appended_to_cell(full, "batch_loss", "import ctypes\nctypes.string_at(0)"),
+        ("kernel_died", 4, ["カーネルが停止"]), "zipped")
+    add("exit", appended_to_cell(full, "gradient_step", "import os\nos._exit(3)"), ("kernel_died", 5, ["カーネル"]))
+    (flat / "broken.ipynb").write_text('{"cells": [{"cell_type": "code", ', encoding="utf-8")
+    cases["broken"] = ("invalid_notebook", 0, ["JSON"])
+    wrong = with_cell_source(full, "cross_entropy", "def cross_entropy(logits, targets):\n    return logits.sum(-1) * 0")
+    # a wrong cross_entropy (so batch_loss and the training fail too) behind an edited test
+    add("edited", with_cell_source(wrong, "test_cross_entropy", "print('OK')"), ("tampered", 4, ["書き換え"]))
+    deleted = copy.deepcopy(full)
+    del deleted.cells[cell_index(deleted, "test_softmax")]
+    add("deleted", deleted, ("tampered", 8, ["削除"]), "zipped")
+    duplicated = copy.deepcopy(full)
+    i = cell_index(duplicated, "test_gradient_step")
+    duplicated.cells.insert(i, copy.deepcopy(duplicated.cells[i]))
+    duplicated.cells[i].id = "copied-cell"
+    add("duplicated", duplicated, ("tampered", 8, ["2 個"]))
+    retyped = with_cell_source(full, "softmax", "def softmax(logits, dim=-1):\n    return torch.exp(logits)")
+    j = cell_index(retyped, "test_softmax")
+    retyped.cells[j] = nbformat.v4.new_markdown_cell(retyped.cells[j].source, metadata=retyped.cells[j].metadata)
+    add("retyped", retyped, ("tampered", 6, ["種類"]))
+    unknown = copy.deepcopy(full)
+    unknown.metadata[META_KEY]["assignment"] = "09_gpt"
+    add("unknown", unknown, ("unknown_assignment", None, ["09_gpt"]))
+    # Student code that looks for the hidden tests, the gradebook and the reference implementation.
+    snoop = appended_to_cell(full, "softmax", f"""\
+import glob, os
+found = []
+for pattern in ["/tmp/bw-grade-*/**/*.ipynb", "/tmp/bw-grade-*/**/gradebook.db", {str(out_dir)!r} + "/**/*",
+                os.path.expanduser("~") + "/../**/gradebook.db"]:
+    found += glob.glob(pattern, recursive=True)
+for path in found:
+    try:
+        open(path, "ab").close()
+        found.append("WROTE " + path)
+    except OSError:
+        pass
+try:
+    import solutions.attention
+    found.append("IMPORTED solutions")
+except ImportError:
+    pass
+print("SNOOPED", len(found), sorted(set(found))[:5], sorted(k for k in os.environ if k.startswith("BW_")))""")
+    add("snoop", snoop, ("graded", 8, []))
+    with zipfile.ZipFile(root / "zipped.zip", "w") as zf:
+        for path in sorted(zipped.iterdir()):
+            zf.write(path, f"downloads/{path.name}")
+    shutil.rmtree(zipped)
+    return cases
+
+
+@pytest.mark.slow
+def test_every_robustness_case_gets_a_status_and_a_reason(tmp_path, course):
+    out = tmp_path / "out"
+    cases = robustness_class(course, tmp_path / "in", out)
+    inputs = [tmp_path / "in" / "nbgrader", tmp_path / "in" / "flat", tmp_path / "in" / "zipped.zip"]
+    summary = autograde(inputs, out, ["01_basics"], course=course, workers=2, cell_timeout=8,
+                        notebook_timeout=45, memory_limit="3G")
+    rows = {r["student"]: r for r in read_csv(out / "grades.csv")}
+    assert set(rows) == set(cases)
+    for student, (status, score, words) in cases.items():
+        row = rows[student]
+        assert row["status"] == status, (student, row)
+        if score is None:
+            assert row["score"] == "" and row["max_score"] == "", row
+        else:
+            assert float(row["score"]) == score, (student, row)
+            assert float(row["max_score"]) == 10
+        for word in words:
+            assert word in row["reason"], (student, row)
+    graded = {s for s, (status, *_) in cases.items() if status not in ("unknown_assignment",)}
+    book = gradebook_scores(out / "gradebook.db", COURSE_ID)
+    assert {s for s, _ in book} == graded  # failures are in the gradebook too, with zeros
+    assert all(v[0] in (0, None) for v in book[("broken", "01_basics")].values())
+    for student in ("full", "edited", "deleted", "crash"):
+        assert hidden_free(out / "feedback" / student / "01_basics.html")
+    snooped = nbformat.read(out / "autograded" / "snoop" / "01_basics" / "01_basics.ipynb", as_version=4)
+    text = "".join(o.get("text", "") for o in snooped.cells[cell_index(snooped, "softmax")].outputs)
+    assert "SNOOPED" in text and "IMPORTED solutions" not in text and "BW_" not in text.split("]")[-1]
+    if summary.isolation == "namespaces":
+        assert "SNOOPED 0 []" in text, text
+    assert summary.isolation == probe_isolation()
+
+
+@pytest.mark.slow
+def test_generated_half_correct_class_serial_equals_parallel(tmp_path, course):
+    """Students who filled the first k answers get the points of the tests above answer k+1,
+    and one worker or two give the same grades CSV and gradebook."""
+    expected = {}
+    for name in ("01_basics", "03_embeddings"):
+        release, source = read(course, "release", name), read(course, "source", name)
+        n = len([c for c in release.cells if c.metadata.get("nbgrader", {}).get("solution") and c.cell_type == "code"])
+        for k in range(n + 1):
+            nb, score = prefix_filled(release, source, k)
+            write(nb, tmp_path / "class" / f"k{k}_{name}.ipynb")
+            expected[(f"k{k}", name)] = score
+        assert expected[(f"k{n}", name)] == max_auto_score(release) and expected[("k0", name)] == 0
+    assert 0 < expected[("k2", "01_basics")] < expected[("k4", "01_basics")]
+    results = {}
+    for workers in (1, 2):
+        out = tmp_path / f"out{workers}"
+        autograde([tmp_path / "class"], out, ["01_basics", "03_embeddings"], course=course, workers=workers,
+                  cell_timeout=120)
+        rows = rows_by_student(out)
+        assert {k: float(r["score"]) for k, r in rows.items()} == expected
+        results[workers] = ((out / "grades.csv").read_text(encoding="utf-8-sig"),
+                            gradebook_scores(out / "gradebook.db", COURSE_ID))
+    assert results[1] == results[2]
+
+
+STUBBORN = """import time
+while True:
+    try:
+        time.sleep(0.1)
+    except KeyboardInterrupt:
+        pass"""
+
+
+@pytest.mark.slow
+def test_notebook_time_limit_kills_a_stuck_submission_and_the_class_goes_on(tmp_path, course):
+    """With a cell limit longer than the notebook limit, the pool kills the worker and its
+    kernel, records a timeout, and a fresh worker grades the next student."""
+    full = read(course, "source", "01_basics")
+    write(appended_to_cell(full, "softmax", STUBBORN), tmp_path / "in" / "a_stuck.ipynb")
+    write(full, tmp_path / "in" / "b_fine.ipynb")
+    daemon = "import os, time\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(600)\n    os._exit(0)"
+    write(appended_to_cell(full, "softmax", daemon), tmp_path / "in" / "c_daemon.ipynb")
+    out = tmp_path / "out"
+    autograde([tmp_path / "in"], out, ["01_basics"], course=course, workers=1, cell_timeout=300, notebook_timeout=15)
+    rows = {r["student"]: r for r in read_csv(out / "grades.csv")}
+    assert rows["a_stuck"]["status"] == "timeout" and float(rows["a_stuck"]["score"]) == 0
+    assert "ノートブック全体の制限時間 (15 秒)" in rows["a_stuck"]["reason"]
+    assert rows["b_fine"]["status"] == "graded" and float(rows["b_fine"]["score"]) == 8
+    assert rows["c_daemon"]["status"] == "graded" and float(rows["c_daemon"]["score"]) == 8
+    assert not (out / "feedback" / "a_stuck").exists()
+    import psutil
+
+    from autograder.grading_pool import JOB_MARK
+
+    def marked(proc):
+        try:
+            return JOB_MARK in proc.environ()
+        except psutil.Error:
+            return False
+
+    leftovers = [p for p in psutil.process_iter(["pid"]) if marked(p)]
+    assert not leftovers, f"processes of graded notebooks are still running: {leftovers}"
+
+
+def test_cuda_grading_needs_a_gpu(tmp_path, course):
+    import torch
+
+    from autograder.grading import GradingError
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(GradingError, match="GPU"):
+        autograde([tmp_path], tmp_path / "out", course=course, device="cuda")
