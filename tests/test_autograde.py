@@ -185,8 +185,11 @@ def robustness_class(course: Path, root: Path, out_dir: Path) -> dict:
     add("stubborn", appended_to_cell(full, "softmax", "import time\nwhile True:\n    try:\n        time.sleep(0.1)\n"
                                                        "    except KeyboardInterrupt:\n        pass"),
         ("cell_timeout", 0, ["制限時間", "応答しなく"]))
+    # Tensors allocated in a loop (torch.empty: quick even on a loaded machine,
+    # since untouched pages still count against the limit).
     add("memory", appended_to_cell(full, "softmax", "def hog():\n    blocks = []\n    while True:\n"
-                                                     "        blocks.append(bytearray(50 * 2**20))\nhog()"),
+                                                     "        blocks.append(torch.empty(256 * 2**20, dtype=torch.uint8))\n"
+                                                     "hog()"),
         ("memory_limit", 8, ["メモリ"]))
     add("crash", appended_to_cell(full, "batch_loss", "import ctypes\nctypes.string_at(0)"),
         ("kernel_died", 4, ["カーネルが停止"]), "zipped")
