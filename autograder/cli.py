@@ -106,7 +106,7 @@ def add_demo_command(sub) -> None:
     p.add_argument("--pages", type=int, default=3000)
     p.add_argument("--device", default="auto", help="auto / cpu / cuda")
     p.add_argument("--pretrain-minutes", type=float, help="事前学習の時間予算 (分。既定 CPU 1.5 / GPU 3)")
-    p.add_argument("--epochs", type=int, help="ファインチューニングのエポック数 (既定 CPU 8 / GPU 6)")
+    p.add_argument("--epochs", type=int, help="ファインチューニングのエポック数 (既定 CPU 15 / GPU 6)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=pipeline.run_demo)
 

@@ -156,7 +156,7 @@ def run_demo(args) -> int:
              out / "pretrained", pre)
 
     say("3/5 分類器をファインチューニングします (ワークショップと同じく 1 ページ 1 ラベル)")
-    fine = FinetuneSettings(epochs=args.epochs or (6 if gpu else 8), batch_size=32,
+    fine = FinetuneSettings(epochs=args.epochs or (6 if gpu else 15), batch_size=32,
                             lr=1e-4 if gpu else 1e-3, max_length=128, multi_label=False,
                             seed=args.seed, device=str(device))
     summary = finetune(read_dataset(out / "data" / "train.jsonl", require_labels=True),
