@@ -18,7 +18,7 @@ from nbformat import NotebookNode
 from nbgrader.preprocessors import Execute
 from traitlets import Unicode
 
-from .notebooks import CODE_STUB, COURSE_ID, TEXT_STUB
+from .notebooks import nbgrader_config
 
 KERNEL_NAME = "bert-workshop-grader"
 KERNEL_SCRIPT = Path(__file__).resolve().with_name("grading_kernel.py")
@@ -158,14 +158,8 @@ def grading_config(course_root: Path, scratch_root: Path, limits: Limits):
     from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
     from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests, GetGrades,
                                         IgnorePattern, LimitOutput, SaveAutoGrades)
-    from traitlets.config import Config
 
-    c = Config()
-    c.CourseDirectory.root = str(course_root)
-    c.CourseDirectory.course_id = COURSE_ID
-    c.ClearSolutions.code_stub = {"python": CODE_STUB}
-    c.ClearSolutions.text_stub = TEXT_STUB
-    c.NbGraderAPI.log_level = "INFO"
+    c = nbgrader_config(course_root, **{"NbGraderAPI.log_level": "INFO"})
     c.Autograde.autograde_preprocessors = [IsolatedExecute, IgnorePattern, ClearMetadataPreprocessor,
                                            LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
     c.IsolatedExecute.scratch_root = str(scratch_root)
