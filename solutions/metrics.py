@@ -10,10 +10,10 @@ def micro_counts(gold: list[set], predicted: list[set]) -> tuple[int, int, int]:
 
 def f1_from_counts(tp: int, n_predicted: int, n_gold: int) -> dict:
     """F1 = 2·TP / (predicted + gold); reported ×100 like the SHINRA leaderboard."""
-    precision = tp / n_predicted if n_predicted else 0.0
-    recall = tp / n_gold if n_gold else 0.0
-    f1 = 2 * tp / (n_predicted + n_gold) if n_predicted + n_gold else 0.0
-    return {"micro_f1": 100 * f1, "precision": 100 * precision, "recall": 100 * recall}
+    precision = 100.0 * tp / n_predicted if n_predicted else 0.0
+    recall = 100.0 * tp / n_gold if n_gold else 0.0
+    f1 = 100.0 * 2 * tp / (n_predicted + n_gold) if n_predicted + n_gold else 0.0
+    return {"micro_f1": f1, "precision": precision, "recall": recall}
 
 
 def micro_f1(gold: list[set], predicted: list[set]) -> dict:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from solutions import ene
+from solutions.metrics import f1_from_counts
 
 LABEL_SPACES = ("auto", "ene", "any")
 AUTO_KEY_RE = re.compile(r"AUTO\.[^.\s]+(\.[^.\s]+)*\.\d{6}")
@@ -103,10 +104,6 @@ class _Bad(Exception):
 
 # --- counts and the report --------------------------------------------------
 
-def _percent(numerator: int, denominator: int) -> float:
-    return 100.0 * numerator / denominator if denominator else 0.0
-
-
 @dataclass(frozen=True)
 class Counts:
     """True positives, false positives, false negatives; scores are ×100."""
@@ -119,16 +116,21 @@ class Counts:
         return Counts(self.tp + other.tp, self.fp + other.fp, self.fn + other.fn)
 
     @property
+    def scores(self) -> dict:
+        """micro_f1, precision and recall (×100), by the one formula in solutions.metrics."""
+        return f1_from_counts(self.tp, self.tp + self.fp, self.tp + self.fn)
+
+    @property
     def precision(self) -> float:
-        return _percent(self.tp, self.tp + self.fp)
+        return self.scores["precision"]
 
     @property
     def recall(self) -> float:
-        return _percent(self.tp, self.tp + self.fn)
+        return self.scores["recall"]
 
     @property
     def f1(self) -> float:
-        return _percent(2 * self.tp, 2 * self.tp + self.fp + self.fn)
+        return self.scores["micro_f1"]
 
     @property
     def support(self) -> int:
