@@ -4,10 +4,18 @@ prediction throughput, peak memory and achieved TFLOP/s. Prints JSON lines.
     python bench/gpu.py                   # on a GPU: bert-base-japanese-v3 sizes
     python bench/gpu.py --device cpu      # tiny sizes, a smoke test (no timing claims)
 
-Real lengths come from the livedoor articles in ../shared/data, tokenized here
-with our tokenizer (--lengths FILE reuses lengths saved by --save-lengths, for
-a machine without MeCab). Throughput depends on the lengths, not on the ids,
-so the batches hold random ids of those lengths.
+Real lengths come from the livedoor articles in ../shared/data (--archive),
+tokenized here with our tokenizer (--lengths FILE reuses lengths saved by
+--save-lengths, for a machine without MeCab). Throughput depends on the
+lengths, not on the ids, so the batches hold random ids of those lengths.
+
+Sections, most important first (a run cut short keeps what it printed):
+fixed 32 x 512, livedoor whole articles, livedoor title + first paragraph,
+prediction with tokenization, fixed 128 x 128. "+compile" is torch.compile(model)
+for transformers and compile_layers (regional compilation) for ours; in the
+real-length sections only ours is compiled (dynamic shapes), as `train --compile`
+does, and transformers runs as its users run it: sdpa, shuffled batches padded
+to their longest member.
 """
 from __future__ import annotations
 
@@ -21,6 +29,7 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import random  # noqa: E402
 import time  # noqa: E402
+import traceback  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
@@ -29,7 +38,7 @@ import transformers  # noqa: E402
 from solutions.batching import length_bucketed_batches, pad_batch  # noqa: E402
 from solutions.config import BertConfig  # noqa: E402
 from solutions.models import BertForSequenceClassification  # noqa: E402
-from solutions.training import autocast, make_optimizer  # noqa: E402
+from solutions.training import autocast, batch_to_device, compile_layers, make_optimizer  # noqa: E402
 
 BASE = dict(vocab_size=32768, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
             intermediate_size=3072, max_position_embeddings=512)
@@ -46,22 +55,38 @@ def emit(**record):
 def build(kind: str, sizes: dict, n_labels: int, device):
     """'ours' or 'hf-eager' / 'hf-sdpa'; the same initial weights are not needed for speed."""
     torch.manual_seed(0)
-    if kind == "ours":
-        model = BertForSequenceClassification(BertConfig(**sizes, labels=[str(i) for i in range(n_labels)]))
-    else:
+    with torch.device(device):  # initialise on the device: much faster than on the CPU
+        if kind == "ours":
+            return BertForSequenceClassification(BertConfig(**sizes, labels=[str(i) for i in range(n_labels)]))
         cfg = transformers.BertConfig(**sizes, num_labels=n_labels)
-        model = transformers.BertForSequenceClassification._from_config(
-            cfg, attn_implementation=kind.removeprefix("hf-"))
-    return model.to(device)
+        return transformers.BertForSequenceClassification._from_config(
+            cfg, attn_implementation=kind.removeprefix("hf-")).to(device)
+
+
+def prepare(model, ours: bool, compiled: bool, dynamic: bool | None = None):
+    """The model as each side runs it: torch.compile for transformers, regional
+    compilation (compile_layers) for ours."""
+    if not compiled:
+        return model
+    return compile_layers(model, dynamic=dynamic) if ours else torch.compile(model, dynamic=dynamic)
+
+
+def move(batch: dict, device, ours: bool) -> dict:
+    """Ours drops the mask of a batch without [PAD]; transformers decides inside."""
+    batch = {k: v for k, v in batch.items() if k != "labels"}
+    if ours:
+        return batch_to_device(batch, device)
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
 def logits_of(out):
     return out["logits"] if isinstance(out, dict) else out.logits
 
 
-def train_throughput(model, batches, device, steps: int, warmup: int = 3, compile_model=False) -> dict:
+def train_throughput(model, batches, device, steps: int, *, ours: bool, compiled=False, dynamic=None,
+                     warmup: int = 3) -> dict:
     """Sequences/s and real tokens/s of full training steps (forward, backward, AdamW)."""
-    step_model = torch.compile(model) if compile_model else model
+    step_model = prepare(model, ours, compiled, dynamic)
     optimizer = make_optimizer(model, 1e-5, 0.01, device)
     model.train()
     if device.type == "cuda":
@@ -72,9 +97,8 @@ def train_throughput(model, batches, device, steps: int, warmup: int = 3, compil
             sync(device)
             start, seqs, tokens = time.perf_counter(), 0, 0
         batch = batches[i % len(batches)]
-        inputs = {k: v.to(device, non_blocking=True) for k, v in batch.items() if k != "labels"}
         with autocast(device):
-            logits = logits_of(step_model(**inputs))
+            logits = logits_of(step_model(**move(batch, device, ours)))
         loss = torch.nn.functional.cross_entropy(logits.float(), batch["labels"].to(device))
         loss.backward()
         optimizer.step()
@@ -96,7 +120,14 @@ def peak_memory(device):
     return round(torch.cuda.max_memory_allocated() / 2**30, 2) if device.type == "cuda" else None
 
 
-def training_flops_per_token(sizes: dict, seq: int) -> float:
+def release(device):
+    """Forget compiled graphs and cached blocks, so the next variant starts clean."""
+    torch._dynamo.reset()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def training_flops_per_token(sizes: dict, seq: float) -> float:
     """≈ 3 × forward: 2 FLOPs per weight (non-embedding) plus attention's two seq × seq products."""
     h, layers = sizes["hidden_size"], sizes["num_hidden_layers"]
     weights = layers * (4 * h * h + 2 * h * sizes["intermediate_size"])
@@ -113,12 +144,9 @@ def add_flops(result: dict, sizes: dict, mean_len: float, device) -> dict:
     return result
 
 
-def random_batch(lengths, vocab, n_labels, gen, pad_to=None):
+def random_batch(lengths, vocab, n_labels, gen):
     seqs = [[2] + torch.randint(5, vocab, (n - 2,), generator=gen).tolist() + [3] for n in lengths]
     batch = pad_batch(seqs)
-    if pad_to and batch["input_ids"].shape[1] < pad_to:
-        extra = pad_to - batch["input_ids"].shape[1]
-        batch = {k: torch.nn.functional.pad(v, (0, extra)) for k, v in batch.items()}
     batch["labels"] = torch.randint(0, n_labels, (len(lengths),), generator=gen)
     return batch
 
@@ -143,65 +171,112 @@ def bucketed_batches(lengths, batch_size, vocab, n_labels):
             for idx in length_bucketed_batches(lengths, batch_size, seed=0)]
 
 
-def livedoor_lengths(max_length: int, first_paragraph: bool, limit: int | None) -> list[int]:
+def livedoor_lengths(archive, max_length: int, first_paragraph: bool, limit: int | None) -> list[int]:
     from solutions.data import read_livedoor
     from solutions.tokenization import Tokenizer, train_vocab
 
-    records = read_livedoor(LIVEDOOR)[:limit]
+    records = read_livedoor(archive)[:limit]
     texts = [r.text.split("\n\n")[0] if first_paragraph else r.text for r in records]
     tokenizer = Tokenizer(train_vocab(texts[:2000], 32768))
-    encoded = tokenizer.encode_batch([r.title for r in records], texts, max_length=max_length, padding=False)
+    encoded = tokenizer.encode_batch([r.title for r in records], texts, max_length=max_length, padding=False,
+                                     workers=min(8, os.cpu_count() or 1))
     return [len(ids) for ids in encoded["input_ids"]]
 
 
-def variants(device, allow_compile: bool):
-    yield "hf-eager", "hf-eager", False
-    yield "hf-sdpa", "hf-sdpa", False
-    if allow_compile:
-        yield "hf-sdpa+compile", "hf-sdpa", True
-    yield "ours", "ours", False
-    if allow_compile:
-        yield "ours+compile", "ours", True
+def measure(section, name, fn, extra=None):
+    """Run one variant; a failure is reported as a line and the run goes on."""
+    try:
+        result = fn()
+    except Exception as e:  # noqa: BLE001 (one broken variant must not lose the others)
+        emit(section=section, variant=name, error=f"{type(e).__name__}: {e}"[:500])
+        traceback.print_exc()
+        return None
+    emit(section=section, variant=name, **(extra or {}), **result)
+    return result
 
 
 def ratio_line(section, results):
-    theirs = max(v["seq_per_s"] for k, v in results.items() if k.startswith("hf"))
-    ours = max(v["seq_per_s"] for k, v in results.items() if k.startswith("ours"))
-    emit(section=section, ratio_ours_over_best_hf=round(ours / theirs, 3))
+    done = {k: v for k, v in results.items() if v}
+    theirs = [v["seq_per_s"] for k, v in done.items() if k.startswith("hf")]
+    ours = [v["seq_per_s"] for k, v in done.items() if k.startswith("ours")]
+    if theirs and ours:
+        hf_mem = min(v["peak_mem_gib"] or 0 for k, v in done.items() if k.startswith("hf"))
+        our_mem = min(v["peak_mem_gib"] or 0 for k, v in done.items() if k.startswith("ours"))
+        emit(section=section, ratio_ours_over_best_hf=round(max(ours) / max(theirs), 3),
+             best_hf=max((k for k in done if k.startswith("hf")), key=lambda k: done[k]["seq_per_s"]),
+             peak_mem_ours_gib=our_mem, peak_mem_hf_gib=hf_mem)
+
+
+def fixed_section(batch, seq, sizes, labels, device, steps, allow_compile):
+    section, results = f"train_fixed_{batch}x{seq}", {}
+    data = fixed_batches(batch, seq, sizes["vocab_size"], labels)
+    variants = [("hf-eager", "hf-eager", False), ("hf-sdpa", "hf-sdpa", False),
+                ("hf-sdpa+compile", "hf-sdpa", True), ("ours", "ours", False), ("ours+compile", "ours", True)]
+    for name, kind, compiled in variants:
+        if compiled and not allow_compile:
+            continue
+
+        def run():
+            model = build(kind, sizes, labels, device)
+            out = train_throughput(model, data, device, steps, ours=kind == "ours", compiled=compiled)
+            return add_flops(out, sizes, seq, device)
+        results[name] = measure(section, name, run)
+        release(device)
+    ratio_line(section, results)
+
+
+def real_length_section(part, lengths, sizes, labels, device, steps, allow_compile, gpu):
+    section, results = f"train_livedoor_{part}", {}
+    batch_size = 32 if gpu else 8
+    mean_len = sum(lengths) / len(lengths)
+    theirs_batches = padded_random_batches(lengths, batch_size, sizes["vocab_size"], labels)
+    our_batches = bucketed_batches(lengths, batch_size, sizes["vocab_size"], labels)
+    variants = [("hf-sdpa", "hf-sdpa", False), ("ours", "ours", False), ("ours+compile", "ours", True)]
+    for name, kind, compiled in variants:
+        if compiled and not allow_compile:
+            continue
+        batches = our_batches if kind == "ours" else theirs_batches
+        n = min(len(batches), 3 * steps if gpu else steps)
+
+        def run():
+            model = build(kind, sizes, labels, device)
+            out = train_throughput(model, batches, device, n, ours=kind == "ours", compiled=compiled,
+                                   dynamic=True, warmup=4)
+            return add_flops(out, sizes, mean_len, device)
+        padded = sum(b["attention_mask"].numel() for b in batches)
+        real = sum(int(b["attention_mask"].sum()) for b in batches)
+        results[name] = measure(section, name, run, {"real_token_share": round(real / padded, 3),
+                                                     "mean_len": round(mean_len, 1)})
+        release(device)
+    ratio_line(section, results)
 
 
 @torch.inference_mode()
-def run_model(model, batch, device):
-    inputs = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-    with autocast(device):
-        return logits_of(model(**inputs)).float().softmax(-1).cpu()
-
-
 def predict_transformers(model, tokenizer, titles, texts, batch_size, max_length, device):
     """The usual transformers loop: tokenize a batch in input order, pad to its longest, run."""
     outputs = []
     for s in range(0, len(texts), batch_size):
         batch = tokenizer(titles[s:s + batch_size], texts[s:s + batch_size], padding=True, truncation=True,
                           max_length=max_length, return_token_type_ids=True, return_tensors="pt")
-        outputs.append(run_model(model, dict(batch), device))
+        with autocast(device):
+            logits = logits_of(model(**{k: v.to(device) for k, v in batch.items()}))
+        outputs.append(logits.float().softmax(-1).cpu())
     return torch.cat(outputs)
 
 
+@torch.inference_mode()
 def predict_ours(model, tokenizer, titles, texts, batch_size, max_length, device):
-    """Our pipeline: fast batch tokenization, then length-sorted batches."""
-    from solutions.batching import sorted_batches
+    """Our pipeline, as `predict` runs it: batch tokenization with worker
+    processes, then length-sorted batches (solutions.finetune.predict_label_sets)."""
+    from solutions.finetune import predict_label_sets
 
-    encoded = tokenizer.encode_batch(titles, texts, max_length=max_length, padding=False)
-    ids, segments = encoded["input_ids"], encoded["token_type_ids"]
-    out = [None] * len(ids)
-    for idx in sorted_batches([len(x) for x in ids], batch_size):
-        probs = run_model(model, pad_batch([ids[i] for i in idx], 0, [segments[i] for i in idx]), device)
-        for row, i in enumerate(idx):
-            out[i] = probs[row]
-    return torch.stack(out)
+    encoded = tokenizer.encode_batch(titles, texts, max_length=max_length, padding=False,
+                                     workers=min(8, os.cpu_count() or 1))
+    probs, _ = predict_label_sets(model, encoded, batch_size, device, multi_label=False)
+    return torch.stack(probs)
 
 
-def prediction_section(sizes, n_labels, device, pages: int, limit):
+def prediction_section(archive, sizes, n_labels, device, pages: int, limit):
     """Pages/s of prediction, tokenization included, with the same weights in both."""
     import tempfile
 
@@ -209,7 +284,7 @@ def prediction_section(sizes, n_labels, device, pages: int, limit):
     from solutions.data import read_livedoor
     from solutions.tokenization import Tokenizer, train_vocab
 
-    records = read_livedoor(LIVEDOOR)[:limit]
+    records = read_livedoor(archive)[:limit]
     records = [records[i % len(records)] for i in range(pages)]
     titles = [r.title for r in records]
     texts = [r.text.split("\n\n")[0] for r in records]
@@ -232,17 +307,19 @@ def prediction_section(sizes, n_labels, device, pages: int, limit):
         probs = fn(model, tok, titles, texts, batch_size, max_length, device)
         sync(device)
         seconds = time.perf_counter() - start
-        results[name] = probs
+        results[name] = (probs, pages / seconds)
         emit(section="predict", variant=name, pages=pages, pages_per_s=round(pages / seconds, 1),
              seconds=round(seconds, 2), peak_mem_gib=peak_memory(device))
-    agree = (results["ours"].argmax(-1) == results["hf-sdpa"].argmax(-1)).float().mean().item()
+    agree = (results["ours"][0].argmax(-1) == results["hf-sdpa"][0].argmax(-1)).float().mean().item()
     emit(section="predict", same_label_share=round(agree, 4),
-         max_prob_diff=round((results["ours"] - results["hf-sdpa"]).abs().max().item(), 5))
+         max_prob_diff=round((results["ours"][0] - results["hf-sdpa"][0]).abs().max().item(), 5),
+         ratio_ours_over_best_hf=round(results["ours"][1] / results["hf-sdpa"][1], 3))
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--device", default="auto")
+    p.add_argument("--archive", default=str(LIVEDOOR), help="livedoor tar.gz (default: ../shared/data)")
     p.add_argument("--steps", type=int, help="timed steps per variant (default 20 GPU / 3 CPU)")
     p.add_argument("--labels", type=int, default=200)
     p.add_argument("--no-compile", action="store_true")
@@ -258,57 +335,40 @@ def main(argv=None):
     sizes = BASE if gpu else TINY
     steps = args.steps or (20 if gpu else 3)
     limit = args.limit or (None if gpu else 200)
+    archive = Path(args.archive)
+    allow_compile = gpu and not args.no_compile
     if args.save_lengths:
-        lengths = {"whole": livedoor_lengths(512, False, limit), "first": livedoor_lengths(256, True, limit)}
+        lengths = {"whole": livedoor_lengths(archive, 512, False, limit),
+                   "first": livedoor_lengths(archive, 256, True, limit)}
         Path(args.save_lengths).write_text(json.dumps(lengths))
         return
     emit(section="setup", device=torch.cuda.get_device_name() if gpu else "cpu", torch=torch.__version__,
          transformers=transformers.__version__, sizes=sizes, labels=args.labels, steps=steps)
 
     shapes = [(32, 512), (128, 128)] if gpu else [(4, 64), (8, 32)]
-    for batch, seq in shapes:
-        results = {}
-        data = fixed_batches(batch, seq, sizes["vocab_size"], args.labels)
-        for name, kind, compiled in variants(device, gpu and not args.no_compile):
-            model = build(kind, sizes, args.labels, device)
-            results[name] = add_flops(train_throughput(model, data, device, steps, compile_model=compiled),
-                                      sizes, seq, device)
-            emit(section=f"train_fixed_{batch}x{seq}", variant=name, **results[name])
-            del model
-        ratio_line(f"train_fixed_{batch}x{seq}", results)
+    fixed_section(*shapes[0], sizes, args.labels, device, steps, allow_compile)
 
     if args.lengths:
         saved = json.loads(Path(args.lengths).read_text())
-    elif LIVEDOOR.exists():
-        saved = {"whole": livedoor_lengths(512, False, limit), "first": livedoor_lengths(256, True, limit)}
+    elif archive.exists():
+        saved = {"whole": livedoor_lengths(archive, 512, False, limit),
+                 "first": livedoor_lengths(archive, 256, True, limit)}
     else:
-        emit(section="train_real_lengths", skipped=f"{LIVEDOOR} がありません")
-        return
-    for part, lengths in saved.items():
-        batch_size = 32 if gpu else 8
-        mean_len = sum(lengths) / len(lengths)
-        theirs_batches = padded_random_batches(lengths, batch_size, sizes["vocab_size"], args.labels)
-        our_batches = bucketed_batches(lengths, batch_size, sizes["vocab_size"], args.labels)
-        results = {}
-        for name, kind, compiled in variants(device, gpu and not args.no_compile):
-            batches = our_batches if kind == "ours" else theirs_batches
-            model = build(kind, sizes, args.labels, device)
-            n = min(len(batches), max(steps, 2 * steps if gpu else steps))
-            results[name] = add_flops(train_throughput(model, batches, device, n, compile_model=compiled),
-                                      sizes, mean_len, device)
-            padded = sum(b["attention_mask"].numel() for b in batches)
-            real = sum(int(b["attention_mask"].sum()) for b in batches)
-            emit(section=f"train_livedoor_{part}", variant=name, real_token_share=round(real / padded, 3),
-                 mean_len=round(mean_len, 1), **results[name])
-            del model
-        ratio_line(f"train_livedoor_{part}", results)
+        saved = None
+        emit(section="train_real_lengths", skipped=f"{archive} がありません")
+    for part, lengths in (saved or {}).items():
+        real_length_section(part, lengths, sizes, args.labels, device, steps, allow_compile, gpu)
 
     try:
         import fugashi  # noqa: F401
     except ImportError:
         emit(section="predict", skipped="fugashi がないので予測 (トークン化込み) は測れません")
-        return
-    prediction_section(sizes, args.labels, device, args.predict_pages or (20000 if gpu else 200), limit)
+    else:
+        if archive.exists():
+            prediction_section(archive, sizes, args.labels, device,
+                               args.predict_pages or (20000 if gpu else 200), limit)
+
+    fixed_section(*shapes[1], sizes, args.labels, device, steps, allow_compile)
 
 
 if __name__ == "__main__":

@@ -3,8 +3,14 @@
 Splits the shared 5,857 articles 80/20 (fixed seed), then
   (a) char n-gram TF-IDF + logistic regression (scikit-learn),
   (b) `pretrain` on the training texts only, then `train` (our pipeline).
-Prints one JSON object. Example (CPU, ~15 min):
-    python bench/livedoor.py --pretrain-minutes 8 --size mini --epochs 4
+Prints one JSON object (and writes it to --json). Examples:
+    python bench/livedoor.py --pretrain-minutes 8 --size mini --epochs 4       # CPU, ~15 min
+    python bench/livedoor.py --device cuda --size base --pretrain-minutes 12 \
+        --pretrain-max-length 512 --max-length 512 --lrs 1e-4,5e-5,2e-4     # one GPU
+
+With several --lrs, fine-tuning runs once per learning rate (in the order
+given, none started after --deadline-minutes) and every result is reported;
+"ours" is the best of them by dev micro-F1.
 """
 from __future__ import annotations
 
@@ -23,6 +29,7 @@ import torch  # noqa: E402
 
 from solutions.data import read_livedoor, split_train_dev  # noqa: E402
 from solutions.finetune import FinetuneSettings, finetune  # noqa: E402
+from solutions.training import read_log  # noqa: E402
 from solutions.pretrain import PretrainSettings, pretrain  # noqa: E402
 
 DEFAULT_ARCHIVE = ROOT.parent / "shared" / "data" / "livedoor" / "ldcc-20140209-train80.tar.gz"
@@ -49,42 +56,73 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--archive", default=str(DEFAULT_ARCHIVE))
     p.add_argument("--out", default="runs/bench-livedoor")
+    p.add_argument("--json", help="also write the result to this file")
     p.add_argument("--size", default="mini")
     p.add_argument("--vocab-size", type=int, default=16000)
     p.add_argument("--pretrain-minutes", type=float, default=8.0)
     p.add_argument("--pretrain-max-length", type=int, default=128)
     p.add_argument("--pretrain-batch-size", type=int, default=64)
     p.add_argument("--pretrain-lr", type=float, default=1e-3)
+    p.add_argument("--pretrain-warmup", type=float, default=0.06, help="warm-up share of the steps")
+    p.add_argument("--compile", action="store_true", help="compile_layers for pre-training")
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--max-length", type=int, default=256)
     p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--lrs", help="comma-separated fine-tuning learning rates (overrides --lr)")
+    p.add_argument("--deadline-minutes", type=float, help="start no fine-tuning after this many minutes")
     p.add_argument("--device", default="auto")
     p.add_argument("--limit", type=int, help="use only the first N articles (smoke test)")
     p.add_argument("--skip-bert", action="store_true")
+    p.add_argument("--skip-tfidf", action="store_true")
     args = p.parse_args(argv)
+    started = time.time()
+
+    def write(result):  # after each stage: a run cut short keeps what it finished
+        result["seconds"] = round(time.time() - started, 1)
+        if args.json:
+            Path(args.json).write_text(json.dumps(result, ensure_ascii=False) + "\n", encoding="utf-8")
 
     records = read_livedoor(args.archive)[: args.limit]
     train, dev = split_train_dev(records, dev_fraction=0.2, seed=0)
     result = {"articles": len(records), "train": len(train), "dev": len(dev),
               "machine": f"{platform.machine()} {os.cpu_count()} cores",
               "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-              "tfidf_logreg": tfidf_baseline(train, dev)}
+              "torch": torch.__version__}
+    if not args.skip_tfidf:
+        result["tfidf_logreg"] = tfidf_baseline(train, dev)
     if not args.skip_bert:
         out = Path(args.out)
         pre = pretrain([r.title + "\n" + r.text for r in train], out / "pretrained",
                        PretrainSettings(size=args.size, vocab_size=args.vocab_size,
                                         max_length=args.pretrain_max_length,
                                         batch_size=args.pretrain_batch_size, lr=args.pretrain_lr,
-                                        max_steps=10**7, minutes=args.pretrain_minutes, device=args.device))
-        fine = finetune(train, dev, out / "pretrained", out / "finetuned",
-                        FinetuneSettings(epochs=args.epochs, lr=args.lr, max_length=args.max_length,
-                                         multi_label=False, device=args.device))
-        result["ours"] = {"dev_micro_f1": round(fine["best"]["dev_micro_f1"], 2),
-                          "best_epoch": fine["best"]["epoch"], "size": args.size,
-                          "pretrain_seconds": pre["seconds"], "pretrain_steps": pre["steps"],
-                          "pretrain_final_loss": round(pre["final_loss"], 3),
-                          "finetune_seconds": fine["seconds"],
-                          "learning_curve": str(out / "finetuned" / "learning_curve.png")}
+                                        warmup_ratio=args.pretrain_warmup, max_steps=10**7,
+                                        minutes=args.pretrain_minutes, device=args.device,
+                                        compile=args.compile))
+        result["pretrain"] = {"size": args.size, "seconds": pre["seconds"], "steps": pre["steps"],
+                              "final_loss": round(pre["final_loss"], 3), "vocab_size": pre["vocab_size"],
+                              "blocks": pre["blocks"], "tokens_per_block": pre["tokens_per_block"],
+                              "learning_curve": str(out / "pretrained" / "learning_curve.png")}
+        result["sweep"] = []
+        write(result)
+        for lr in [float(x) for x in args.lrs.split(",")] if args.lrs else [args.lr]:
+            if result["sweep"] and args.deadline_minutes and time.time() - started > 60 * args.deadline_minutes:
+                result["sweep"].append({"lr": lr, "skipped": "deadline"})
+                continue
+            fine = finetune(train, dev, out / "pretrained", out / f"finetuned-lr{lr:g}",
+                            FinetuneSettings(epochs=args.epochs, lr=lr, max_length=args.max_length,
+                                             multi_label=False, device=args.device, keep_state=False))
+            curve = [e["dev_micro_f1"] for e in read_log(out / f"finetuned-lr{lr:g}" / "metrics.jsonl")
+                     if "dev_micro_f1" in e]
+            result["sweep"].append({"lr": lr, "dev_micro_f1": round(fine["best"]["dev_micro_f1"], 2),
+                                    "best_epoch": fine["best"]["epoch"], "dev_f1_by_epoch": [round(f, 2) for f in curve],
+                                    "seconds": fine["seconds"],
+                                    "learning_curve": str(out / f"finetuned-lr{lr:g}" / "learning_curve.png")})
+            print(json.dumps(result["sweep"][-1]), file=sys.stderr, flush=True)
+            write(result)
+        best = max((r for r in result["sweep"] if "dev_micro_f1" in r), key=lambda r: r["dev_micro_f1"])
+        result["ours"] = {**best, "size": args.size}
+    write(result)
     print(json.dumps(result, ensure_ascii=False))
 
 

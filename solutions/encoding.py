@@ -7,6 +7,9 @@ from pathlib import Path
 
 import torch
 
+# Tokenizer processes for a whole data set: one per core, at most 8.
+WORKERS = min(8, os.cpu_count() or 1)
+
 
 def encode_records(tokenizer, records, max_length: int, cache_dir: Path | None = None):
     """Token ids and segment ids for each record, without padding.
@@ -21,7 +24,7 @@ def encode_records(tokenizer, records, max_length: int, cache_dir: Path | None =
         cache = Path(cache_dir) / f"ids-{encoding_key(tokenizer, titles, texts, max_length)}.pt"
         if cache.exists():
             return torch.load(cache, weights_only=True)
-    encoded = tokenizer.encode_batch(titles, texts, max_length=max_length, padding=False)
+    encoded = tokenizer.encode_batch(titles, texts, max_length=max_length, padding=False, workers=WORKERS)
     result = {"input_ids": encoded["input_ids"], "token_type_ids": encoded["token_type_ids"]}
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)

@@ -34,6 +34,7 @@ class FinetuneSettings:
     stop_after_steps: int | None = None  # stop early (a time-sliced session); resume later
     multi_label: bool | None = None      # None: decided from the training data
     compile: bool = False
+    keep_state: bool = True        # False: no resumable state on disk (quick sweeps)
 
 
 def targets(records, labels: list[str], multi_label: bool) -> torch.Tensor:
@@ -70,11 +71,12 @@ def predict_label_sets(model, encoded, batch_size: int, device, multi_label: boo
         batch = pad_batch([encoded["input_ids"][i] for i in batch_idx], 0,
                           [encoded["token_type_ids"][i] for i in batch_idx])
         with T.autocast(device):
-            logits = model(**{k: v.to(device) for k, v in batch.items()})["logits"]
+            logits = model(**T.batch_to_device(batch, device))["logits"]
         probs = label_probabilities(logits.float(), multi_label)
-        chosen = decide_labels(probs, multi_label, threshold)
+        # One copy to the CPU per batch, not one per row.
+        probs, chosen = probs.cpu(), decide_labels(probs, multi_label, threshold).cpu()
         for row, i in enumerate(batch_idx):
-            probs_out[i] = probs[row].cpu()
+            probs_out[i] = probs[row]
             chosen_out[i] = chosen[row].nonzero().flatten().tolist()
     return probs_out, chosen_out
 
@@ -125,7 +127,7 @@ def finetune(train_records, dev_records, checkpoint, out_dir, settings: Finetune
     lengths = [len(x) for x in train_enc["input_ids"]]
     steps_per_epoch = len(dist.shard(length_bucketed_batches(lengths, settings.batch_size, seed=settings.seed)))
     total_steps = steps_per_epoch * settings.epochs
-    trained = dist.wrap(torch.compile(model) if settings.compile else model)
+    trained = dist.wrap(T.compile_layers(model, dynamic=True) if settings.compile else model)
     optimizer = T.make_optimizer(model, settings.lr, settings.weight_decay, device)
     scheduler = T.make_scheduler(optimizer, T.warmup_steps_for(total_steps, settings.warmup_ratio), total_steps)
 
@@ -138,7 +140,7 @@ def finetune(train_records, dev_records, checkpoint, out_dir, settings: Finetune
         T.set_rng_state(state["rng"])
 
     def save(epoch_done: bool):
-        if dist.is_main:
+        if dist.is_main and settings.keep_state:
             T.save_state(state_path, model=model.state_dict(), optimizer=optimizer.state_dict(),
                          scheduler=scheduler.state_dict(), step=step, best=best, rng=T.rng_state(),
                          labels=labels, multi_label=multi_label, settings=asdict(settings))
@@ -192,7 +194,7 @@ def finetune(train_records, dev_records, checkpoint, out_dir, settings: Finetune
 def train_step(model, optimizer, scheduler, batch_idx, encoded, y, settings, device) -> float:
     batch = pad_batch([encoded["input_ids"][i] for i in batch_idx], 0,
                       [encoded["token_type_ids"][i] for i in batch_idx])
-    batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    batch = T.batch_to_device(batch, device)
     with T.autocast(device):
         out = model(**batch, labels=y[batch_idx].to(device))
     out["loss"].backward()

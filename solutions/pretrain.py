@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 from . import training as T
 from .checkpoints import save_model
 from .config import SIZES, BertConfig
+from .encoding import WORKERS
 from .mlm import mask_tokens
 from .models import BertForMaskedLM
 from .tokenization import Tokenizer, train_vocab
@@ -54,7 +55,7 @@ def pack_sequences(token_lists, tokenizer, max_length: int) -> torch.Tensor:
 
 def document_token_ids(tokenizer, texts) -> list[list[int]]:
     """Token ids of each text without [CLS]/[SEP] and without truncation."""
-    encoded = tokenizer.encode_batch(texts, max_length=10**7, padding=False)
+    encoded = tokenizer.encode_batch(texts, max_length=10**7, padding=False, workers=WORKERS)
     return [ids[1:-1] for ids in encoded["input_ids"]]
 
 
@@ -78,7 +79,7 @@ def pretrain(texts: list[str], out_dir, settings: PretrainSettings) -> dict:
     tokenizer = Tokenizer(train_vocab(texts, settings.vocab_size))
     blocks = pack_sequences(document_token_ids(tokenizer, texts), tokenizer, settings.max_length)
     model = BertForMaskedLM(model_config(settings, tokenizer.vocab_size)).to(device)
-    trained = torch.compile(model) if settings.compile else model
+    trained = T.compile_layers(model) if settings.compile else model
     optimizer = T.make_optimizer(model, settings.lr, settings.weight_decay, device)
     plan = {"total": settings.max_steps, "warmup": T.warmup_steps_for(settings.max_steps, settings.warmup_ratio)}
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -101,7 +102,7 @@ def pretrain(texts: list[str], out_dir, settings: PretrainSettings) -> dict:
             bar.set_postfix(loss=f"{loss:.3f}")
             if step % 10 == 0 or step == 1:
                 T.append_log(log_path, {"step": step, "loss": loss, "seconds": round(time.time() - start, 2)})
-            if settings.minutes and step % 20 == 0:
+            if settings.minutes and step % 10 == 0:
                 fit_schedule_to_budget(plan, step, time.time() - start, settings)
                 bar.total = plan["total"]
             if step >= plan["total"]:
@@ -119,16 +120,24 @@ def pretrain(texts: list[str], out_dir, settings: PretrainSettings) -> dict:
 
 def fit_schedule_to_budget(plan: dict, steps_done: int, seconds: float, settings) -> None:
     """Re-estimate the total steps from the speed so far, so that training
-    (and the learning-rate decay) ends when the time budget does."""
-    per_step = seconds / steps_done
-    plan["total"] = min(settings.max_steps, max(steps_done, int(settings.minutes * 60 / per_step)))
-    plan["warmup"] = min(plan["warmup"], T.warmup_steps_for(plan["total"], settings.warmup_ratio))
+    (and the learning-rate decay) ends when the time budget does.
+
+    The speed is measured from step 10 on: the first steps are slow (CUDA
+    start-up, compiling). The warm-up is re-fitted only while it lasts."""
+    if steps_done <= 10:
+        plan["mark"] = (steps_done, seconds)
+        return
+    mark_step, mark_seconds = plan["mark"]
+    per_step = (seconds - mark_seconds) / (steps_done - mark_step)
+    left = max(0.0, settings.minutes * 60 - seconds)
+    plan["total"] = min(settings.max_steps, steps_done + int(left / per_step))
+    if steps_done < plan["warmup"]:
+        plan["warmup"] = max(steps_done, T.warmup_steps_for(plan["total"], settings.warmup_ratio))
 
 
 def mlm_step(model, optimizer, scheduler, masked, labels, clip_norm, device) -> float:
-    attention_mask = torch.ones_like(masked)
-    with T.autocast(device):
-        loss = model(masked, attention_mask, labels=labels)["loss"]
+    with T.autocast(device):  # packed blocks hold no [PAD]: no attention mask
+        loss = model(masked, labels=labels)["loss"]
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
     optimizer.step()

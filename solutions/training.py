@@ -30,6 +30,26 @@ def autocast(device: torch.device):
     return contextlib.nullcontext()
 
 
+def batch_to_device(batch: dict, device: torch.device) -> dict:
+    """Move a batch's tensors to the device. A batch without [PAD] loses its
+    attention mask (checked here, on the CPU): the model then runs the fused
+    attention kernel (FlashAttention on a GPU), which is fastest without a mask."""
+    mask = batch.get("attention_mask")
+    if mask is not None and bool(mask.all()):
+        batch = {k: v for k, v in batch.items() if k != "attention_mask"}
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def compile_layers(model, dynamic: bool | None = None, backend: str = "inductor"):
+    """torch.compile each encoder layer rather than the whole model ("regional
+    compilation"): every layer runs the same code, so one compiled graph serves
+    all of them and compiling takes seconds, not a minute. dynamic=True: one
+    graph for all sequence lengths (length-bucketed batches)."""
+    for layer in model.bert.layers:
+        layer.compile(dynamic=dynamic, backend=backend)
+    return model
+
+
 def make_optimizer(model, lr: float, weight_decay: float, device: torch.device):
     """AdamW; no weight decay on biases and LayerNorm gains (1-D parameters)."""
     decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]

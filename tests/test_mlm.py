@@ -50,3 +50,18 @@ def test_deterministic_under_a_seed():
     c = mask_tokens(ids, VOCAB, generator=torch.Generator().manual_seed(8))
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
     assert not torch.equal(a[1], c[1])
+
+
+def test_time_budget_schedule_ignores_a_slow_start():
+    """A 20 s compile in step 1 must not shrink the plan (nor its warm-up) to a few steps."""
+    from solutions.pretrain import PretrainSettings, fit_schedule_to_budget
+    from solutions.training import warmup_steps_for
+
+    settings = PretrainSettings(minutes=3, max_steps=10**7, warmup_ratio=0.1)
+    plan = {"total": settings.max_steps, "warmup": warmup_steps_for(settings.max_steps, 0.1)}
+    clock = lambda step: 20.0 + 0.1 * step  # noqa: E731  (20 s of compiling, then 0.1 s a step)
+    for step in range(10, 300, 10):
+        fit_schedule_to_budget(plan, step, clock(step), settings)
+    expected_total = int((180 - 20) / 0.1)
+    assert abs(plan["total"] - expected_total) <= 2
+    assert plan["warmup"] == warmup_steps_for(plan["total"], 0.1)  # 10 %, not 10 % of a first guess

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# One GPU session, start to finish, inside a fixed time budget:
+#   1. bench/gpu.py       (ours against transformers on this GPU)
+#   2. bench/livedoor.py  (pre-train from scratch + fine-tune; pre-training gets
+#                          whatever time the benchmark left, minus fine-tuning)
+# Results (JSON, logs, learning curves) go to $OUT (default runs/gpu-session).
+#
+#   BUDGET=585 bash bench/gpu_session.sh
+#
+# A machine without MeCab can be given a folder ($CARRY, default .devcarry) with
+# the fugashi wheel, the unidic-lite sdist and the matplotlib-fontja wheel; the
+# livedoor archive is taken from $ARCHIVE, else $CARRY, else ../shared/data.
+set -u
+cd "$(dirname "$0")/.."
+OUT=${OUT:-runs/gpu-session}
+CARRY=${CARRY:-.devcarry}
+BUDGET=${BUDGET:-585}          # seconds for the whole session
+BENCH_SECONDS=${BENCH_SECONDS:-230}
+FINETUNE_RESERVE=${FINETUNE_RESERVE:-110}
+PY=${PY:-python3}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 TQDM_MININTERVAL=10
+
+if ! $PY -c "import fugashi, unidic_lite, matplotlib_fontja" 2>/dev/null; then
+    site=/tmp/bert-workshop-site
+    mkdir -p "$site"
+    for wheel in "$CARRY"/*.whl; do $PY -m zipfile -e "$wheel" "$site"; done
+    tar xzf "$CARRY"/unidic-lite-*.tar.gz -C "$site"
+    export PYTHONPATH="$site:$(ls -d "$site"/unidic-lite-*/)${PYTHONPATH:+:$PYTHONPATH}"
+fi
+$PY - <<'EOF' || { echo "必要なパッケージが読み込めません" >&2; exit 1; }
+import fugashi, unidic_lite, matplotlib_fontja, torch, transformers
+print("torch", torch.__version__, "transformers", transformers.__version__,
+      "cuda", torch.cuda.is_available(), torch.cuda.get_device_name() if torch.cuda.is_available() else "")
+fugashi.Tagger()
+EOF
+
+ARCHIVE=${ARCHIVE:-$(ls "$CARRY"/ldcc-*.tar.gz 2>/dev/null || ls ../shared/data/livedoor/ldcc-*.tar.gz)}
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv >&2
+
+echo "== bench/gpu.py (at most ${BENCH_SECONDS} s)" >&2
+timeout "$BENCH_SECONDS" $PY bench/gpu.py --archive "$ARCHIVE" ${GPU_ARGS:-} > "$OUT/gpu.jsonl" 2> "$OUT/gpu.log"
+echo "gpu.py exit $? after $SECONDS s" >&2
+cat "$OUT/gpu.jsonl"
+
+# Pre-training compiles its layers unless compiling failed in the benchmark.
+compile=--compile
+grep -q '"variant": "ours+compile", "error"' "$OUT/gpu.jsonl" && compile=
+
+left=$((BUDGET - SECONDS))
+pretrain=$(( left - FINETUNE_RESERVE - 30 ))   # 30 s: vocabulary, tokenization, saving
+minutes=$(awk -v s="$pretrain" 'BEGIN { printf "%.2f", (s < 60 ? 60 : s) / 60 }')
+deadline=$(awk -v s="$((left - 75))" 'BEGIN { printf "%.2f", s / 60 }')
+echo "== bench/livedoor.py: ${left} s left, pre-training ${minutes} min ${compile}" >&2
+timeout "$((left - 8))" $PY bench/livedoor.py --archive "$ARCHIVE" --out "$OUT/livedoor-run" \
+    --json "$OUT/livedoor.json" --skip-tfidf --pretrain-minutes "$minutes" --deadline-minutes "$deadline" \
+    $compile ${LIVEDOOR_ARGS:---device cuda --size base --vocab-size 16000 --pretrain-max-length 512 \
+      --pretrain-batch-size 64 --pretrain-lr 4e-4 --pretrain-warmup 0.1 \
+      --max-length 512 --epochs 4 --lrs 1e-4,5e-5,2e-4} 2> "$OUT/livedoor.log"
+echo "livedoor.py exit $? after $SECONDS s" >&2
+cat "$OUT/livedoor.json" 2>/dev/null
+grep -h '"lr"' "$OUT/livedoor.log" | tail -5
+
+# Learning curves and logs in one archive; checkpoints are too big to bring back.
+run="$OUT/livedoor-run"
+(cd "$run" 2>/dev/null && tar czf ../curves.tgz $(ls */learning_curve.png */metrics.jsonl */*summary.json 2>/dev/null))
+rm -rf "$run"
+exit 0
