@@ -6,6 +6,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from .config import BertConfig
 
@@ -35,9 +36,17 @@ def scaled_dot_product_attention(q, k, v, mask=None, dropout_p: float = 0.0):
     return probs @ v, probs
 
 
+# PyTorch's fused attention kernels, cuDNN's left out: cuDNN builds a new plan
+# (tenths of a second) for every new sequence length, which length-bucketed
+# batches bring at almost every step. Measured on an H200: 4x slower training.
+FUSED_KERNELS = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+
+
 def fast_scaled_dot_product_attention(q, k, v, mask=None, dropout_p: float = 0.0):
-    """The same computation through PyTorch's fused kernel (no probabilities)."""
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+    """The same computation through PyTorch's fused kernel (no probabilities).
+    Without a mask, FlashAttention; with one, the memory-efficient kernel."""
+    with sdpa_kernel(FUSED_KERNELS):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
 
 
 class MultiHeadAttention(nn.Module):

@@ -11,8 +11,9 @@ import torch
 WORKERS = min(8, os.cpu_count() or 1)
 
 
-def encode_records(tokenizer, records, max_length: int, cache_dir: Path | None = None):
-    """Token ids and segment ids for each record, without padding.
+def encode_records(tokenizer, records, max_length: int, cache_dir: Path | None = None, workers: int = 1):
+    """Token ids and segment ids for each record, without padding
+    (with `workers` tokenizer processes).
 
     With `cache_dir`, the result is kept in a file named after a hash of the
     texts, the vocabulary and max_length, so a second run skips tokenization.
@@ -24,7 +25,7 @@ def encode_records(tokenizer, records, max_length: int, cache_dir: Path | None =
         cache = Path(cache_dir) / f"ids-{encoding_key(tokenizer, titles, texts, max_length)}.pt"
         if cache.exists():
             return torch.load(cache, weights_only=True)
-    encoded = tokenizer.encode_batch(titles, texts, max_length=max_length, padding=False, workers=WORKERS)
+    encoded = tokenizer.encode_batch(titles, texts, max_length=max_length, padding=False, workers=workers)
     result = {"input_ids": encoded["input_ids"], "token_type_ids": encoded["token_type_ids"]}
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 from . import training as T
 from .batching import length_bucketed_batches, pad_batch, sorted_batches
 from .checkpoints import load_model, resolve_checkpoint, save_model
-from .encoding import encode_records
+from .encoding import WORKERS, encode_records
 from .metrics import micro_f1
 from .models import BertForSequenceClassification, decide_labels, label_probabilities
 from .tokenization import Tokenizer
@@ -120,8 +120,8 @@ def finetune(train_records, dev_records, checkpoint, out_dir, settings: Finetune
     model.to(device)
 
     cache = out_dir / "cache"
-    train_enc = encode_records(tokenizer, train_records, settings.max_length, cache)
-    dev_enc = encode_records(tokenizer, dev_records, settings.max_length, cache)
+    train_enc = encode_records(tokenizer, train_records, settings.max_length, cache, WORKERS)
+    dev_enc = encode_records(tokenizer, dev_records, settings.max_length, cache, WORKERS)
     train_y = targets(train_records, labels, multi_label)
 
     lengths = [len(x) for x in train_enc["input_ids"]]

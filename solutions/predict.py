@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 from . import training as T
 from .checkpoints import load_model, resolve_checkpoint
 from .data import write_json_lines, write_shinra_submission
-from .encoding import encode_records
+from .encoding import WORKERS, encode_records
 from .finetune import fit_max_length, predict_label_sets
 from .models import BertForSequenceClassification
 from .tokenization import Tokenizer
@@ -41,7 +41,7 @@ def predictions(model, tokenizer, records, *, batch_size=64, max_length=256, dev
     labels = model.config.labels
     bar = tqdm(desc="予測", unit="ページ")
     for chunk in chunks(records, chunk_size):
-        encoded = encode_records(tokenizer, chunk, max_length)
+        encoded = encode_records(tokenizer, chunk, max_length, workers=WORKERS)
         probs, chosen = predict_label_sets(model, encoded, batch_size, device,
                                            model.config.multi_label, threshold)
         for record, p, c in zip(chunk, probs, chosen):

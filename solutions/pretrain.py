@@ -53,9 +53,9 @@ def pack_sequences(token_lists, tokenizer, max_length: int) -> torch.Tensor:
     return torch.cat([cls, blocks, sep], dim=1)
 
 
-def document_token_ids(tokenizer, texts) -> list[list[int]]:
+def document_token_ids(tokenizer, texts, workers: int = 1) -> list[list[int]]:
     """Token ids of each text without [CLS]/[SEP] and without truncation."""
-    encoded = tokenizer.encode_batch(texts, max_length=10**7, padding=False, workers=WORKERS)
+    encoded = tokenizer.encode_batch(texts, max_length=10**7, padding=False, workers=workers)
     return [ids[1:-1] for ids in encoded["input_ids"]]
 
 
@@ -77,7 +77,7 @@ def pretrain(texts: list[str], out_dir, settings: PretrainSettings) -> dict:
 
     print(f"語彙を学習しています (目標 {settings.vocab_size} 語)…", file=sys.stderr)
     tokenizer = Tokenizer(train_vocab(texts, settings.vocab_size))
-    blocks = pack_sequences(document_token_ids(tokenizer, texts), tokenizer, settings.max_length)
+    blocks = pack_sequences(document_token_ids(tokenizer, texts, WORKERS), tokenizer, settings.max_length)
     model = BertForMaskedLM(model_config(settings, tokenizer.vocab_size)).to(device)
     trained = T.compile_layers(model) if settings.compile else model
     optimizer = T.make_optimizer(model, settings.lr, settings.weight_decay, device)
