@@ -50,6 +50,8 @@ def add_pretrain_command(sub) -> None:
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--max-steps", type=int, help="ステップ数 (既定 1000。--minutes があれば時間で決める)")
     p.add_argument("--minutes", type=float, help="時間予算 (分)。学習率スケジュールをこれに合わせる")
+    p.add_argument("--mask-prob", type=float, default=0.15,
+                   help="マスクするトークンの割合 (既定 0.15。短い事前学習では 0.3 前後も有効)")
     add_common_training_options(p)
     p.set_defaults(func=pipeline.run_pretrain)
 
@@ -114,7 +116,9 @@ def add_demo_command(sub) -> None:
 def add_common_training_options(p) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto (GPU があれば使う) / cpu / cuda")
-    p.add_argument("--compile", action="store_true", help="torch.compile を使う (GPU 向け)")
+    p.add_argument("--compile", action="store_true",
+                   help="各層を torch.compile する (GPU 向け。H200 で固定長の学習が 1.14 倍。"
+                        "長さの揃わない短い学習ではコンパイルの時間で遅くなることがあります)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -64,6 +64,7 @@ def main(argv=None):
     p.add_argument("--pretrain-batch-size", type=int, default=64)
     p.add_argument("--pretrain-lr", type=float, default=1e-3)
     p.add_argument("--pretrain-warmup", type=float, default=0.06, help="warm-up share of the steps")
+    p.add_argument("--mask-prob", type=float, default=0.15, help="MLM masking share")
     p.add_argument("--compile", action="store_true", help="compile_layers for pre-training")
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--max-length", type=int, default=256)
@@ -97,8 +98,8 @@ def main(argv=None):
                                         max_length=args.pretrain_max_length,
                                         batch_size=args.pretrain_batch_size, lr=args.pretrain_lr,
                                         warmup_ratio=args.pretrain_warmup, max_steps=10**7,
-                                        minutes=args.pretrain_minutes, device=args.device,
-                                        compile=args.compile))
+                                        minutes=args.pretrain_minutes, mask_prob=args.mask_prob,
+                                        device=args.device, compile=args.compile))
         result["pretrain"] = {"size": args.size, "seconds": pre["seconds"], "steps": pre["steps"],
                               "final_loss": round(pre["final_loss"], 3), "vocab_size": pre["vocab_size"],
                               "blocks": pre["blocks"], "tokens_per_block": pre["tokens_per_block"],
