@@ -50,6 +50,9 @@ def add_pretrain_command(sub) -> None:
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--max-steps", type=int, help="ステップ数 (既定 1000。--minutes があれば時間で決める)")
     p.add_argument("--minutes", type=float, help="時間予算 (分)。学習率スケジュールをこれに合わせる")
+    p.add_argument("--short-length", type=int,
+                   help="はじめは短いブロック (例 128) で学習し、最後に --max-length で仕上げる (BERT と同じやり方)")
+    p.add_argument("--short-share", type=float, default=0.9, help="短いブロックで学習する割合 (既定 0.9)")
     p.add_argument("--mask-prob", type=float, default=0.15,
                    help="マスクするトークンの割合 (既定 0.15。短い事前学習では 0.3 前後も有効)")
     add_common_training_options(p)

@@ -61,6 +61,7 @@ timeout "$((left - 8))" $PY bench/livedoor.py --archive "$ARCHIVE" --out "$OUT/l
     --json "$OUT/livedoor.json" --skip-tfidf --pretrain-minutes "$minutes" --deadline-minutes "$deadline" \
     $compile ${LIVEDOOR_ARGS:---device cuda --size base --vocab-size 16000 --pretrain-max-length 512 \
       --pretrain-batch-size 64 --pretrain-lr 4e-4 --pretrain-warmup 0.1 --mask-prob 0.3 \
+      --pretrain-short-length 128 --pretrain-short-share 0.85 \
       --max-length 512 --epochs 6 --lrs 1e-4,2e-4} 2> "$OUT/livedoor.log"
 echo "livedoor.py exit $? after $SECONDS s" >&2
 cat "$OUT/livedoor.json" 2>/dev/null

@@ -31,6 +31,8 @@ class PretrainSettings:
     max_steps: int = 1000
     minutes: float | None = None   # a time budget; the schedule is fitted to it
     mask_prob: float = 0.15        # BERT's 15%; more gives more signal per step
+    short_length: int | None = None  # first train on blocks this long (BERT: 128), then max_length
+    short_share: float = 0.9       # share of the steps (or of the time budget) on short blocks
     clip_norm: float = 1.0
     seed: int = 0
     device: str = "auto"
@@ -60,6 +62,19 @@ def document_token_ids(tokenizer, texts, workers: int = 1) -> list[list[int]]:
     return [ids[1:-1] for ids in encoded["input_ids"]]
 
 
+def length_phases(token_lists, tokenizer, settings: PretrainSettings) -> list[tuple]:
+    """[(blocks, batch size, until)]: train on each phase's blocks until that share of
+    the run is done. BERT's recipe: most steps on short blocks (cheaper, and quicker
+    to learn from), the rest at full length so that every position gets trained.
+    Each step holds the same number of tokens."""
+    full = (pack_sequences(token_lists, tokenizer, settings.max_length), settings.batch_size, float("inf"))
+    if not settings.short_length or settings.short_length >= settings.max_length:
+        return [full]
+    short_batch = settings.batch_size * settings.max_length // settings.short_length
+    short = pack_sequences(token_lists, tokenizer, settings.short_length)
+    return [(short, short_batch, settings.short_share), full]
+
+
 def model_config(settings: PretrainSettings, vocab_size: int) -> BertConfig:
     if settings.size not in SIZES:
         raise T.TrainingError(f"--size は {', '.join(SIZES)} のどれかです ({settings.size!r})")
@@ -78,9 +93,10 @@ def pretrain(texts: list[str], out_dir, settings: PretrainSettings) -> dict:
 
     print(f"語彙を学習しています (目標 {settings.vocab_size} 語)…", file=sys.stderr)
     tokenizer = Tokenizer(train_vocab(texts, settings.vocab_size))
-    blocks = pack_sequences(document_token_ids(tokenizer, texts, WORKERS), tokenizer, settings.max_length)
+    phases = length_phases(document_token_ids(tokenizer, texts, WORKERS), tokenizer, settings)
     model = BertForMaskedLM(model_config(settings, tokenizer.vocab_size)).to(device)
-    trained = T.compile_layers(model) if settings.compile else model
+    # Static shapes: one graph per block length (two at most), no slower dynamic kernels.
+    trained = T.compile_layers(model, dynamic=False) if settings.compile else model
     optimizer = T.make_optimizer(model, settings.lr, settings.weight_decay, device)
     plan = {"total": settings.max_steps, "warmup": T.warmup_steps_for(settings.max_steps, settings.warmup_ratio)}
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -90,10 +106,12 @@ def pretrain(texts: list[str], out_dir, settings: PretrainSettings) -> dict:
     start, step, loss = time.time(), 0, float("nan")
     bar = tqdm(total=plan["total"], desc="事前学習 (MLM)")
     model.train()
+    phase = 0
     while step < plan["total"]:
+        blocks, batch_size, until = phases[phase]
         order = torch.randperm(len(blocks), generator=generator)
-        for first in range(0, len(order), settings.batch_size):
-            ids = blocks[order[first:first + settings.batch_size]]
+        for first in range(0, len(order), batch_size):
+            ids = blocks[order[first:first + batch_size]]
             masked, labels = mask_tokens(ids, tokenizer.vocab_size, mask_id=tokenizer.mask_id,
                                          mask_prob=settings.mask_prob, generator=generator)
             loss = mlm_step(trained, optimizer, scheduler, masked.to(device), labels.to(device),
@@ -102,18 +120,26 @@ def pretrain(texts: list[str], out_dir, settings: PretrainSettings) -> dict:
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.3f}")
             if step % 10 == 0 or step == 1:
-                T.append_log(log_path, {"step": step, "loss": loss, "seconds": round(time.time() - start, 2)})
+                T.append_log(log_path, {"step": step, "loss": loss, "seconds": round(time.time() - start, 2),
+                                        "length": ids.shape[1]})
             if settings.minutes and step % 10 == 0:
                 fit_schedule_to_budget(plan, step, time.time() - start, settings)
                 bar.total = plan["total"]
             if step >= plan["total"]:
+                break
+            done = (time.time() - start) / (60 * settings.minutes) if settings.minutes else step / plan["total"]
+            if done >= until:  # on to the next (longer) blocks; their steps are slower
+                phase += 1
+                plan.pop("mark", None)
                 break
     bar.close()
 
     save_model(model, out_dir, tokenizer)
     T.plot_learning_curve(T.read_log(log_path), out_dir / "learning_curve.png", "事前学習 (MLM) の損失")
     summary = {"steps": step, "final_loss": loss, "seconds": round(time.time() - start, 1),
-               "blocks": len(blocks), "tokens_per_block": settings.max_length, "device": str(device),
+               "blocks": len(phases[-1][0]), "tokens_per_block": settings.max_length,
+               "phases": [{"tokens_per_block": b.shape[1], "blocks": len(b), "batch_size": n} for b, n, _ in phases],
+               "device": str(device),
                "vocab_size": tokenizer.vocab_size, "settings": asdict(settings)}
     (out_dir / "pretrain_summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2) + "\n")
     return summary
@@ -125,7 +151,7 @@ def fit_schedule_to_budget(plan: dict, steps_done: int, seconds: float, settings
 
     The speed is measured from step 10 on: the first steps are slow (CUDA
     start-up, compiling). The warm-up is re-fitted only while it lasts."""
-    if steps_done <= 10:
+    if steps_done <= 10 or "mark" not in plan:  # the first steps, or the first of a new phase
         plan["mark"] = (steps_done, seconds)
         return
     mark_step, mark_seconds = plan["mark"]

@@ -65,3 +65,22 @@ def test_time_budget_schedule_ignores_a_slow_start():
     expected_total = int((180 - 20) / 0.1)
     assert abs(plan["total"] - expected_total) <= 2
     assert plan["warmup"] == warmup_steps_for(plan["total"], 0.1)  # 10 %, not 10 % of a first guess
+
+
+def test_pretraining_starts_on_short_blocks_then_trains_at_full_length(tmp_path):
+    """BERT's recipe: most steps on short blocks, the rest at max_length, same tokens per step."""
+    import json
+
+    from solutions.data import make_demo_corpus
+    from solutions.pretrain import PretrainSettings, pretrain
+
+    texts = [r.text for r in make_demo_corpus(200, seed=0)]
+    settings = PretrainSettings(size="tiny", vocab_size=600, max_length=64, short_length=16, short_share=0.75,
+                                batch_size=4, max_steps=40, device="cpu")
+    summary = pretrain(texts, tmp_path, settings)
+    assert [p["tokens_per_block"] for p in summary["phases"]] == [16, 64]
+    assert [p["batch_size"] for p in summary["phases"]] == [16, 4]  # 256 tokens a step in both
+    log = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    lengths = {entry["step"]: entry["length"] for entry in log}
+    assert lengths[10] == lengths[30] == 16 and lengths[40] == 64
+    assert summary["steps"] == 40
