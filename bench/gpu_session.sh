@@ -11,6 +11,12 @@
 # A machine without MeCab can be given a folder ($CARRY, default .devcarry) with
 # the fugashi wheel, the unidic-lite sdist and the matplotlib-fontja wheel; the
 # livedoor archive is taken from $ARCHIVE, else $CARRY, else ../shared/data.
+# Making that folder (the device machine has Python 3.12 and no package index):
+#   mkdir -p .devcarry && echo /.devcarry/ >> .git/info/exclude
+#   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#       --platform manylinux2014_x86_64 -d .devcarry fugashi==1.5.2 matplotlib-fontja==1.1.0
+#   pip download --no-deps --no-binary=:all: -d .devcarry unidic-lite==1.0.8
+#   cp ../shared/data/livedoor/ldcc-*.tar.gz .devcarry/          # about 57 MB in all
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/gpu-session}
