@@ -37,6 +37,7 @@ import transformers  # noqa: E402
 
 from solutions.batching import length_bucketed_batches, pad_batch  # noqa: E402
 from solutions.config import BertConfig  # noqa: E402
+from solutions.encoding import WORKERS  # noqa: E402
 from solutions.models import BertForSequenceClassification  # noqa: E402
 from solutions.training import autocast, batch_to_device, compile_layers, make_optimizer  # noqa: E402
 
@@ -179,15 +180,15 @@ def bucketed_batches(lengths, batch_size, vocab, n_labels):
             for idx in length_bucketed_batches(lengths, batch_size, seed=0)]
 
 
-def livedoor_lengths(archive, max_length: int, first_paragraph: bool, limit: int | None) -> list[int]:
-    from solutions.data import read_livedoor
+def livedoor_lengths(archive, max_length: int, first_only: bool, limit: int | None) -> list[int]:
+    from solutions.data import first_paragraph, read_livedoor
     from solutions.tokenization import Tokenizer, train_vocab
 
     records = read_livedoor(archive)[:limit]
-    texts = [r.text.split("\n\n")[0] if first_paragraph else r.text for r in records]
+    texts = [first_paragraph(r.text) if first_only else r.text for r in records]
     tokenizer = Tokenizer(train_vocab(texts[:2000], 32768))
     encoded = tokenizer.encode_batch([r.title for r in records], texts, max_length=max_length, padding=False,
-                                     workers=min(8, os.cpu_count() or 1))
+                                     workers=WORKERS)
     return [len(ids) for ids in encoded["input_ids"]]
 
 
@@ -285,7 +286,7 @@ def predict_ours(model, tokenizer, titles, texts, batch_size, max_length, device
     from solutions.finetune import predict_label_sets
 
     encoded = tokenizer.encode_batch(titles, texts, max_length=max_length, padding=False,
-                                     workers=min(8, os.cpu_count() or 1))
+                                     workers=WORKERS)
     probs, _ = predict_label_sets(model, encoded, batch_size, device, multi_label=False)
     return torch.stack(probs)
 
@@ -295,13 +296,13 @@ def prediction_section(archive, sizes, n_labels, device, pages: int, limit):
     import tempfile
 
     from solutions.checkpoints import to_hf_state_dict
-    from solutions.data import read_livedoor
+    from solutions.data import first_paragraph, read_livedoor
     from solutions.tokenization import Tokenizer, train_vocab
 
     records = read_livedoor(archive)[:limit]
     records = [records[i % len(records)] for i in range(pages)]
     titles = [r.title for r in records]
-    texts = [r.text.split("\n\n")[0] for r in records]
+    texts = [first_paragraph(r.text) for r in records]
     ours_tok = Tokenizer(train_vocab(texts[:2000], sizes["vocab_size"]))
     sizes = {**sizes, "vocab_size": ours_tok.vocab_size}
     with tempfile.TemporaryDirectory() as tmp:

@@ -18,12 +18,11 @@ sys.path[:] = [ROOT] + [p for p in sys.path if os.path.abspath(p or ".") != HERE
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import re  # noqa: E402
-import tarfile  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from solutions.data import first_paragraph, read_livedoor  # noqa: E402
 from solutions.tokenization import Tokenizer, train_vocab  # noqa: E402
 
 CORPUS = Path("livedoor") / "ldcc-20140209-train80.tar.gz"
@@ -31,14 +30,7 @@ CORPUS = Path("livedoor") / "ldcc-20140209-train80.tar.gz"
 
 def read_articles(path: Path, limit: int | None) -> list[tuple[str, str, str]]:
     """(title, first paragraph, body) of `limit` articles spread over all categories."""
-    articles = []
-    with tarfile.open(path) as tar:
-        for member in tar:
-            if member.isfile() and re.search(r"-\d+\.txt$", member.name):
-                lines = tar.extractfile(member).read().decode("utf-8").splitlines()
-                body = lines[3:]  # after the URL, the date and the title
-                paragraph = body[:body.index("")] if "" in body else body
-                articles.append((lines[2], "\n".join(paragraph), "\n".join(body)))
+    articles = [(r.title, first_paragraph(r.text), r.text) for r in read_livedoor(path)]
     if limit:
         articles = articles[::max(1, len(articles) // limit)][:limit]
     return articles

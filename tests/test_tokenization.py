@@ -1,10 +1,8 @@
 """The from-scratch Japanese tokenizer against transformers' BertJapaneseTokenizer."""
 import json
 import random
-import re
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +10,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from solutions import data as D
+from solutions.data import first_paragraph
 from solutions.tokenization import (
     CLS_ID, MASK_ID, PAD_ID, SEP_ID, SPECIAL_TOKENS, UNK_ID, Tokenizer, load_vocab,
     mecab_words, mecab_words_fast, train_vocab, truncate, wordpiece,
@@ -169,14 +169,7 @@ def test_fast_words_are_mecab_words(sample_texts):
 
 def read_livedoor(path, n_articles: int) -> list[tuple[str, str]]:
     """(title, first paragraph) of `n_articles` articles spread over the categories."""
-    articles = []
-    with tarfile.open(path) as tar:
-        for member in tar:
-            if member.isfile() and re.search(r"-\d+\.txt$", member.name):
-                lines = tar.extractfile(member).read().decode("utf-8").splitlines()
-                body = lines[3:]  # after the URL, the date and the title
-                paragraph = body[:body.index("")] if "" in body else body
-                articles.append((lines[2], "\n".join(paragraph)))
+    articles = [(r.title, first_paragraph(r.text)) for r in D.read_livedoor(path)]
     return articles[::max(1, len(articles) // n_articles)][:n_articles]
 
 

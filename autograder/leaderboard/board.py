@@ -250,7 +250,7 @@ class Board:
                         public_fraction=public_fraction, max_submissions=max_submissions,
                         window_hours=window_hours, label_space=label_space)
         board = cls(path)
-        try:
+        with board._closed_on_error():
             # The gold file is read under the write lock, so processes that create
             # the same board at once end up with one board.
             with board._transaction() as conn:
@@ -260,13 +260,20 @@ class Board:
                     _set_meta(conn, "config", asdict(_new_config(gold_path, settings)))
                     return board
             board._check_existing(gold_path, exist_ok)
-        except sqlite3.DatabaseError as e:
-            board.close_connection()
-            raise BoardError(f"{path} はリーダーボードのファイルではありません ({e})") from e
-        except BaseException:
-            board.close_connection()
-            raise
         return board
+
+    @contextmanager
+    def _closed_on_error(self):
+        """On any error, close the connection; a file that is no SQLite database
+        becomes a BoardError that says so."""
+        try:
+            yield
+        except sqlite3.DatabaseError as e:
+            self.close_connection()
+            raise BoardError(f"{self.path} はリーダーボードのファイルではありません ({e})") from e
+        except BaseException:
+            self.close_connection()
+            raise
 
     def _check_existing(self, gold_path: str | Path, exist_ok: bool) -> None:
         if not exist_ok:
@@ -280,15 +287,8 @@ class Board:
             raise BoardError(f"リーダーボードがありません: {path} "
                              "(最初の submit で --gold を渡すと作られます)")
         board = cls(path)
-        try:
-            with board._transaction():  # waits for a board being created right now
-                board.config
-        except sqlite3.DatabaseError as e:
-            board.close_connection()
-            raise BoardError(f"{path} はリーダーボードのファイルではありません ({e})") from e
-        except BaseException:
-            board.close_connection()
-            raise
+        with board._closed_on_error(), board._transaction():  # waits for a board being created now
+            board.config
         return board
 
     # settings and state

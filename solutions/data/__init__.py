@@ -12,6 +12,7 @@ from .livedoor import (
     DownloadError,
     download_livedoor,
     livedoor_path,
+    first_paragraph,
     read_livedoor,
 )
 from .records import (
@@ -41,7 +42,7 @@ from .shinra import (
 __all__ = [
     "DEMO_CATEGORIES", "make_demo_corpus",
     "LIVEDOOR_SHA256", "LIVEDOOR_URL", "DEFAULT_CACHE_DIR", "DownloadError", "download_livedoor",
-    "livedoor_path", "read_livedoor",
+    "first_paragraph", "livedoor_path", "read_livedoor",
     "DataError", "Record", "atomic_writer", "iter_records_or_errors", "label_set", "read_jsonl",
     "read_records_checked", "split_train_dev", "write_json_lines", "write_jsonl",
     "iter_cirrus_texts", "read_shinra", "read_shinra_annotations",

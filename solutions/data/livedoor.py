@@ -55,6 +55,11 @@ def read_livedoor(source, *, cache_dir=DEFAULT_CACHE_DIR) -> list[Record]:
     return sorted(records, key=_article_order)
 
 
+def first_paragraph(text: str) -> str:
+    """The lines before the first blank line of an article's body."""
+    return text.split("\n\n", 1)[0]
+
+
 def _article_order(record: Record) -> tuple[str, int]:
     """Sort key: category, then article number."""
     return record.labels[0], int(record.page_id.rsplit("-", 1)[1])
