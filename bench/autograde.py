@@ -20,7 +20,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# bench/ holds scripts named like standard modules (tokenize.py): not on the import path.
+# Keep bench/ off the import path: a script there named like a standard module would shadow it.
 if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path.pop(0)
 

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[0] = str(ROOT)  # not bench/: bench/tokenize.py would shadow the standard library
+sys.path[0] = str(ROOT)  # the project root, not bench/ (a script there could shadow a module)
 
 import torch  # noqa: E402
 

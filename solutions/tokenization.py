@@ -288,7 +288,7 @@ class Tokenizer:
                      padding="longest", workers: int | None = None, return_tensors=None) -> dict:
         """Many texts (and optional pairs) at once: the same ids as `encode`, faster.
 
-        What makes it fast (measured with bench/tokenize.py):
+        What makes it fast (measured with bench/tokenizer_speed.py):
         - MeCab's space-separated output instead of one Python object per word;
         - WordPiece runs once per distinct word: words repeat, so a cache
           answers most of them;

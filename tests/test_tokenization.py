@@ -205,7 +205,7 @@ def test_benchmark_runs_and_reports_json(shared_data):
     if not (shared_data / "livedoor" / "ldcc-20140209-train80.tar.gz").exists():
         pytest.skip("livedoor コーパスがありません")
     result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "tokenize.py"), "--limit", "40", "--max-length", "64",
+        [sys.executable, str(ROOT / "bench" / "tokenizer_speed.py"), "--limit", "40", "--max-length", "64",
          "--repeat", "1", "--data", str(shared_data)],
         capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert result.returncode == 0, result.stderr

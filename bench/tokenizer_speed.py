@@ -1,6 +1,6 @@
 """Texts per second: our Tokenizer.encode_batch against transformers' BertJapaneseTokenizer.
 
-    python bench/tokenize.py [--limit N] [--max-length 512] [--workers 2] [--repeat 3]
+    python bench/tokenizer_speed.py [--limit N] [--max-length 512] [--workers 2] [--repeat 3]
 
 Each text is a livedoor news article's title and first paragraph, read from
 ../shared/data/livedoor/ldcc-20140209-train80.tar.gz. The vocabulary is trained
