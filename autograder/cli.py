@@ -42,6 +42,8 @@ def add_data_commands(sub) -> None:
 def add_pretrain_command(sub) -> None:
     p = sub.add_parser("pretrain", help="MLM で BERT をゼロから事前学習する (語彙もコーパスから学習)")
     p.add_argument("--data", nargs="+", required=True, help="テキストの JSONL ({page_id,title,text,…} の行)")
+    p.add_argument("--dev", nargs="+", help="学習に使わない評価用テキストの JSONL。MLM の損失と正解率を記録する")
+    p.add_argument("--eval-every", type=int, default=200, help="--dev で評価する間隔 (ステップ。既定 200)")
     p.add_argument("--out", default="runs/pretrained", help="チェックポイントの出力先 (Hugging Face 形式)")
     p.add_argument("--size", default="tiny", help="tiny / mini / small / medium / base (既定 tiny)")
     p.add_argument("--vocab-size", type=int, default=8000)

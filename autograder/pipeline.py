@@ -72,14 +72,17 @@ def run_data(args) -> int:
 
 def run_pretrain(args) -> int:
     texts = [r.text for path in args.data for r in read_dataset(path, require_labels=False)]
+    dev_texts = [r.text for path in args.dev or [] for r in read_dataset(path, require_labels=False)]
     settings = PretrainSettings(size=args.size, vocab_size=args.vocab_size, max_length=args.max_length,
                                 batch_size=args.batch_size, lr=args.lr,
                                 max_steps=args.max_steps or (10**7 if args.minutes else 1000),
                                 minutes=args.minutes, mask_prob=args.mask_prob, short_length=args.short_length,
-                                short_share=args.short_share, seed=args.seed,
+                                short_share=args.short_share, eval_every=args.eval_every, seed=args.seed,
                                 device=args.device, compile=args.compile)
-    summary = pretrain(texts, args.out, settings)
-    say(f"事前学習が終わりました: {summary['steps']} ステップ, 損失 {summary['final_loss']:.3f}, "
+    summary = pretrain(texts, args.out, settings, dev_texts=dev_texts)
+    heldout = (f", 評価用テキストの損失 {summary['dev_loss']:.3f} (マスク位置の正解率 {summary['dev_accuracy']:.1%})"
+               if "dev_loss" in summary else "")
+    say(f"事前学習が終わりました: {summary['steps']} ステップ, 損失 {summary['final_loss']:.3f}{heldout}, "
         f"{summary['seconds']} 秒 → {args.out}")
     return 0
 
@@ -154,7 +157,8 @@ def run_demo(args) -> int:
                            max_steps=10**6, minutes=args.pretrain_minutes or (3.0 if gpu else 1.5),
                            seed=args.seed, device=str(device))
     pretrain([r.text for r in read_dataset(out / "data" / "train.jsonl", require_labels=True)],
-             out / "pretrained", pre)
+             out / "pretrained", pre,
+             dev_texts=[r.text for r in read_dataset(out / "data" / "dev.jsonl", require_labels=True)])
 
     say("3/5 分類器をファインチューニングします (ワークショップと同じく 1 ページ 1 ラベル)")
     fine = FinetuneSettings(epochs=args.epochs or (6 if gpu else 15), batch_size=32,

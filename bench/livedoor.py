@@ -103,9 +103,11 @@ def main(argv=None):
                                         minutes=args.pretrain_minutes, mask_prob=args.mask_prob,
                                         short_length=args.pretrain_short_length,
                                         short_share=args.pretrain_short_share,
-                                        device=args.device, compile=args.compile))
+                                        device=args.device, compile=args.compile),
+                       dev_texts=[r.title + "\n" + r.text for r in dev])
         result["pretrain"] = {"size": args.size, "seconds": pre["seconds"], "steps": pre["steps"],
-                              "final_loss": round(pre["final_loss"], 3), "vocab_size": pre["vocab_size"],
+                              "final_loss": round(pre["final_loss"], 3), "dev_loss": round(pre["dev_loss"], 3),
+                              "dev_accuracy": round(pre["dev_accuracy"], 4), "vocab_size": pre["vocab_size"],
                               "blocks": pre["blocks"], "tokens_per_block": pre["tokens_per_block"],
                               "phases": pre["phases"], "mask_prob": args.mask_prob, "lr": args.pretrain_lr,
                               "learning_curve": str(out / "pretrained" / "learning_curve.png")}

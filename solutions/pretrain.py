@@ -34,12 +34,13 @@ class PretrainSettings:
     short_length: int | None = None  # first train on blocks this long (BERT: 128), then max_length
     short_share: float = 0.9       # share of the steps (or of the time budget) on short blocks
     clip_norm: float = 1.0
+    eval_every: int = 200          # steps between held-out evaluations (when held-out text is given)
     seed: int = 0
     device: str = "auto"
     compile: bool = False
 
 
-def pack_sequences(token_lists, tokenizer, max_length: int) -> torch.Tensor:
+def pack_sequences(token_lists, tokenizer, max_length: int, what: str = "事前学習のテキスト") -> torch.Tensor:
     """Concatenate documents (separated by [SEP]) and cut them into full blocks
     "[CLS] … [SEP]" of exactly max_length tokens: no padding to compute on."""
     body = max_length - 2
@@ -49,7 +50,7 @@ def pack_sequences(token_lists, tokenizer, max_length: int) -> torch.Tensor:
         stream.append(tokenizer.sep_id)
     n_blocks = len(stream) // body
     if n_blocks == 0:
-        raise T.TrainingError(f"事前学習のテキストが短すぎます ({len(stream)} トークン; 1 ブロック {body} トークン必要)")
+        raise T.TrainingError(f"{what}が短すぎます ({len(stream)} トークン; 1 ブロック {body} トークン必要)")
     blocks = torch.tensor(stream[: n_blocks * body]).view(n_blocks, body)
     cls = torch.full((n_blocks, 1), tokenizer.cls_id)
     sep = torch.full((n_blocks, 1), tokenizer.sep_id)
@@ -75,6 +76,38 @@ def length_phases(token_lists, tokenizer, settings: PretrainSettings) -> list[tu
     return [(short, short_batch, settings.short_share), full]
 
 
+def heldout_samples(token_lists, tokenizer, lengths, settings: PretrainSettings, blocks: int = 64) -> dict:
+    """{block length: (masked ids, labels)}: a fixed sample of held-out text, masked
+    once (BERT's 15%, whatever the training rate), so every evaluation scores the
+    same tokens and runs with different settings can be compared."""
+    samples = {}
+    for length in sorted(set(lengths)):
+        packed = pack_sequences(token_lists, tokenizer, length, what="評価用 (held-out) のテキスト")
+        order = torch.randperm(len(packed), generator=torch.Generator().manual_seed(settings.seed))
+        samples[length] = mask_tokens(packed[order[:blocks]], tokenizer.vocab_size, mask_id=tokenizer.mask_id,
+                                      generator=torch.Generator().manual_seed(settings.seed + 1))
+    return samples
+
+
+@torch.no_grad()
+def heldout_metrics(model, sample, batch_size: int, device) -> dict:
+    """MLM loss and accuracy on the held-out masked tokens, dropout off.
+    A training loss that falls while this one rises means memorising."""
+    masked, labels = sample
+    model.eval()
+    loss_sum, correct, count = 0.0, 0, 0
+    for first in range(0, len(masked), batch_size):
+        x, y = masked[first:first + batch_size].to(device), labels[first:first + batch_size].to(device)
+        with T.autocast(device):
+            out = model(x, labels=y)
+        targets = y[y != -100]
+        loss_sum += out["loss"].item() * len(targets)
+        correct += int((out["logits"].argmax(-1) == targets).sum())
+        count += len(targets)
+    model.train()
+    return {"dev_loss": loss_sum / count, "dev_accuracy": correct / count}
+
+
 def model_config(settings: PretrainSettings, vocab_size: int) -> BertConfig:
     if settings.size not in SIZES:
         raise T.TrainingError(f"--size は {', '.join(SIZES)} のどれかです ({settings.size!r})")
@@ -82,8 +115,10 @@ def model_config(settings: PretrainSettings, vocab_size: int) -> BertConfig:
                       **SIZES[settings.size])
 
 
-def pretrain(texts: list[str], out_dir, settings: PretrainSettings) -> dict:
-    """Train a vocabulary, then an MLM BERT; save both in the Hugging Face layout."""
+def pretrain(texts: list[str], out_dir, settings: PretrainSettings, dev_texts: list[str] | None = None) -> dict:
+    """Train a vocabulary, then an MLM BERT; save both in the Hugging Face layout.
+    With dev_texts (never trained on), the MLM loss and accuracy on them are
+    logged every settings.eval_every steps and at the end."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     log_path = out_dir / "metrics.jsonl"
@@ -94,6 +129,8 @@ def pretrain(texts: list[str], out_dir, settings: PretrainSettings) -> dict:
     print(f"語彙を学習しています (目標 {settings.vocab_size} 語)…", file=sys.stderr)
     tokenizer = Tokenizer(train_vocab(texts, settings.vocab_size))
     phases = length_phases(document_token_ids(tokenizer, texts, WORKERS), tokenizer, settings)
+    heldout = (heldout_samples(document_token_ids(tokenizer, dev_texts, WORKERS), tokenizer,
+                               [blocks.shape[1] for blocks, _, _ in phases], settings) if dev_texts else {})
     model = BertForMaskedLM(model_config(settings, tokenizer.vocab_size)).to(device)
     # Static shapes: one graph per block length (two at most), no slower dynamic kernels.
     trained = T.compile_layers(model, dynamic=False) if settings.compile else model
@@ -119,9 +156,11 @@ def pretrain(texts: list[str], out_dir, settings: PretrainSettings) -> dict:
             step += 1
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.3f}")
-            if step % 10 == 0 or step == 1:
-                T.append_log(log_path, {"step": step, "loss": loss, "seconds": round(time.time() - start, 2),
-                                        "length": ids.shape[1]})
+            entry = {"step": step, "loss": loss, "seconds": round(time.time() - start, 2), "length": ids.shape[1]}
+            if heldout and step % settings.eval_every == 0:
+                entry.update(heldout_metrics(model, heldout[ids.shape[1]], batch_size, device))
+            if step % 10 == 0 or step == 1 or "dev_loss" in entry:
+                T.append_log(log_path, entry)
             if settings.minutes and step % 10 == 0:
                 fit_schedule_to_budget(plan, step, time.time() - start, settings)
                 bar.total = plan["total"]
@@ -133,13 +172,19 @@ def pretrain(texts: list[str], out_dir, settings: PretrainSettings) -> dict:
                 plan.pop("mark", None)
                 break
     bar.close()
+    final = {}
+    if heldout:  # the final model, on full-length blocks
+        length = phases[-1][0].shape[1]
+        final = heldout_metrics(model, heldout[length], phases[-1][1], device)
+        T.append_log(log_path, {"step": step, "loss": loss, "seconds": round(time.time() - start, 2),
+                                "length": length, **final})
 
     save_model(model, out_dir, tokenizer)
     T.plot_learning_curve(T.read_log(log_path), out_dir / "learning_curve.png", "事前学習 (MLM) の損失")
     summary = {"steps": step, "final_loss": loss, "seconds": round(time.time() - start, 1),
                "blocks": len(phases[-1][0]), "tokens_per_block": settings.max_length,
                "phases": [{"tokens_per_block": b.shape[1], "blocks": len(b), "batch_size": n} for b, n, _ in phases],
-               "device": str(device),
+               "device": str(device), **final,
                "vocab_size": tokenizer.vocab_size, "settings": asdict(settings)}
     (out_dir / "pretrain_summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2) + "\n")
     return summary

@@ -120,25 +120,32 @@ def read_log(path: Path) -> list[dict]:
 
 
 def plot_learning_curve(log: list[dict], path: Path, title: str = "学習曲線") -> None:
-    """Training loss by step and, where logged, dev micro-F1 by epoch.
+    """Training loss by step and, where logged, the held-out (dev) loss and
+    dev micro-F1 by epoch.
 
     Drawn on a standalone Figure: no pyplot, so a notebook's backend is left alone."""
     from matplotlib.figure import Figure
     import matplotlib_fontja  # noqa: F401  (Japanese labels)
 
     steps = [e for e in log if "loss" in e]
+    heldout = [e for e in log if "dev_loss" in e]
     evals = [e for e in log if "dev_micro_f1" in e]
     fig = Figure(figsize=(7, 4))
     ax = fig.add_subplot()
     ax.plot([e["step"] for e in steps], [e["loss"] for e in steps], color="tab:blue", label="訓練損失")
+    if heldout:
+        ax.plot([e["step"] for e in heldout], [e["dev_loss"] for e in heldout], "s-",
+                color="tab:orange", label="dev 損失")
     ax.set_xlabel("ステップ")
     ax.set_ylabel("損失")
+    handles = ax.get_lines()
     if evals:
         ax2 = ax.twinx()
         ax2.plot([e["step"] for e in evals], [e["dev_micro_f1"] for e in evals], "o-",
                  color="tab:red", label="dev micro-F1")
         ax2.set_ylabel("dev micro-F1")
-        handles = ax.get_lines() + ax2.get_lines()
+        handles = handles + ax2.get_lines()
+    if len(handles) > 1:
         ax.legend(handles, [h.get_label() for h in handles], loc="center right")
     ax.set_title(title)
     fig.tight_layout()

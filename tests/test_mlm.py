@@ -84,3 +84,51 @@ def test_pretraining_starts_on_short_blocks_then_trains_at_full_length(tmp_path)
     lengths = {entry["step"]: entry["length"] for entry in log}
     assert lengths[10] == lengths[30] == 16 and lengths[40] == 64
     assert summary["steps"] == 40
+
+
+def test_heldout_mlm_loss_is_logged_and_matches_transformers(tmp_path):
+    """With held-out text, pre-training logs its MLM loss and accuracy; the final
+    figures are those transformers' BertForMaskedLM gives for the saved checkpoint."""
+    import math
+
+    import pytest
+    import transformers
+
+    from solutions.data import make_demo_corpus
+    from solutions.pretrain import PretrainSettings, document_token_ids, heldout_samples, pretrain
+    from solutions.tokenization import Tokenizer
+    from solutions.training import read_log
+
+    records = make_demo_corpus(240, seed=3)
+    texts, dev_texts = [r.text for r in records[:200]], [r.text for r in records[200:]]
+    settings = PretrainSettings(size="tiny", vocab_size=600, max_length=32, batch_size=16, lr=2e-3,
+                                max_steps=90, eval_every=30, device="cpu")
+    summary = pretrain(texts, tmp_path, settings, dev_texts=dev_texts)
+
+    evals = [e for e in read_log(tmp_path / "metrics.jsonl") if "dev_loss" in e]
+    assert [e["step"] for e in evals] == [30, 60, 90, 90]  # every 30 steps, then the final model
+    # It learns what carries over to unseen text: well below guessing among the whole vocabulary.
+    assert evals[-1]["dev_loss"] < min(evals[0]["dev_loss"], math.log(summary["vocab_size"]) - 0.5)
+
+    tokenizer = Tokenizer.from_pretrained(tmp_path)
+    masked, labels = heldout_samples(document_token_ids(tokenizer, dev_texts), tokenizer, [32], settings)[32]
+    hf = transformers.BertForMaskedLM.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        out = hf(input_ids=masked, labels=labels)
+    chosen = labels != -100
+    accuracy = (out.logits[chosen].argmax(-1) == labels[chosen]).float().mean().item()
+    assert summary["dev_loss"] == pytest.approx(out.loss.item(), abs=1e-4)
+    assert summary["dev_accuracy"] == pytest.approx(accuracy, abs=1e-6)
+
+
+def test_heldout_text_too_short_is_reported(tmp_path):
+    import pytest
+
+    from solutions.data import make_demo_corpus
+    from solutions.pretrain import PretrainSettings, pretrain
+    from solutions.training import TrainingError
+
+    texts = [r.text for r in make_demo_corpus(50, seed=0)]
+    settings = PretrainSettings(size="tiny", vocab_size=400, max_length=64, max_steps=2, device="cpu")
+    with pytest.raises(TrainingError, match="評価用"):
+        pretrain(texts, tmp_path, settings, dev_texts=["短い。"])

@@ -15,7 +15,7 @@ from solutions.data import Record, make_demo_corpus, read_jsonl, split_train_dev
 from solutions.finetune import FinetuneSettings, finetune
 from solutions.models import BertForMaskedLM, BertForSequenceClassification
 from solutions.tokenization import Tokenizer, train_vocab
-from solutions.training import TrainingError
+from solutions.training import TrainingError, read_log
 
 CLI = [sys.executable, "-m", "autograder.cli"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "2", "TQDM_DISABLE": "1"}
@@ -51,8 +51,12 @@ def test_commands_end_to_end_beat_the_majority_baseline(tmp_path):
     run("data", "demo", "--pages", "1200", "--out", data, "--seed", "3")
     train, dev = list(read_jsonl(data / "train.jsonl")), list(read_jsonl(data / "dev.jsonl"))
     assert len(train) + len(dev) == 1200
-    run("pretrain", "--data", data / "train.jsonl", "--out", tmp_path / "pre", "--size", "tiny",
-        "--vocab-size", "2000", "--max-steps", "150", "--batch-size", "32", "--lr", "1e-3", "--device", "cpu")
+    pre = run("pretrain", "--data", data / "train.jsonl", "--dev", data / "dev.jsonl", "--out", tmp_path / "pre",
+              "--size", "tiny", "--vocab-size", "2000", "--max-steps", "150", "--batch-size", "32", "--lr", "1e-3",
+              "--eval-every", "50", "--device", "cpu")
+    summary = json.loads((tmp_path / "pre" / "pretrain_summary.json").read_text())
+    assert f"評価用テキストの損失 {summary['dev_loss']:.3f}" in pre.stderr
+    assert [e["step"] for e in read_log(tmp_path / "pre" / "metrics.jsonl") if "dev_loss" in e] == [50, 100, 150, 150]
     run("train", "--train", data / "train.jsonl", "--dev", data / "dev.jsonl", "--checkpoint", tmp_path / "pre",
         "--out", tmp_path / "ft", "--epochs", "4", "--lr", "1e-3", "--max-length", "96",
         "--no-multi-label", "--device", "cpu")
