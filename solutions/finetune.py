@@ -156,7 +156,7 @@ def finetune(train_records, dev_records, checkpoint, out_dir, settings: Finetune
         for batch_idx in bar:
             loss = train_step(trained, optimizer, scheduler, batch_idx, train_enc, train_y, settings, device)
             step += 1
-            bar.set_postfix(loss=f"{loss:.4f}")
+            bar.set_postfix(loss=f"{loss:.4f}", refresh=False)  # drawn at tqdm's pace
             if dist.is_main and (step % 10 == 0 or step == 1):
                 T.append_log(log_path, {"step": step, "epoch": epoch + 1, "loss": loss,
                                         "lr": scheduler.get_last_lr()[0]})

@@ -155,7 +155,7 @@ def pretrain(texts: list[str], out_dir, settings: PretrainSettings, dev_texts: l
                             settings.clip_norm, device)
             step += 1
             bar.update(1)
-            bar.set_postfix(loss=f"{loss:.3f}")
+            bar.set_postfix(loss=f"{loss:.3f}", refresh=False)  # drawn at tqdm's pace
             entry = {"step": step, "loss": loss, "seconds": round(time.time() - start, 2), "length": ids.shape[1]}
             if heldout and step % settings.eval_every == 0:
                 entry.update(heldout_metrics(model, heldout[ids.shape[1]], batch_size, device))
