@@ -73,6 +73,8 @@ def add_train_command(sub) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=5e-5)
     p.add_argument("--max-length", type=int, default=256)
+    p.add_argument("--windows", type=int, default=1,
+                   help="長いページを最大この数の区間に分けて読む (各区間が 1 例。予測は区間の確率の平均。既定 1: 先頭だけ)")
     p.add_argument("--save-every", type=int, default=200, help="再開用の状態を保存する間隔 (ステップ)")
     p.add_argument("--stop-after-steps", type=int, help="このステップ数で止める (後で --resume で再開)")
     p.add_argument("--multi-label", action=argparse.BooleanOptionalAction, default=None,
@@ -93,6 +95,7 @@ def add_predict_command(sub) -> None:
     p.add_argument("--system", default="MyBERT", help="森羅形式のシステム名 (AUTO.<system>.<yyyyMM>)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--max-length", type=int, default=256)
+    p.add_argument("--windows", type=int, help="長いページを読む区間の数 (既定: train で使った値)")
     p.add_argument("--threshold", type=float, default=0.5, help="複数ラベルのしきい値")
     p.add_argument("--device", default="auto", help="auto / cpu / cuda")
     p.set_defaults(func=pipeline.run_predict)

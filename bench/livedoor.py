@@ -35,19 +35,28 @@ from solutions.pretrain import PretrainSettings, pretrain  # noqa: E402
 DEFAULT_ARCHIVE = ROOT.parent / "shared" / "data" / "livedoor" / "ldcc-20140209-train80.tar.gz"
 
 
-def tfidf_baseline(train, dev) -> dict:
+def tfidf_baseline(train, dev, window_chars: int | None = None, windows: int = 1) -> dict:
+    """Char n-gram TF-IDF + logistic regression on whole articles, or (window_chars)
+    on up to `windows` windows of that many characters, each a training example,
+    with the windows' probabilities averaged for a dev article: what BERT reads."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import f1_score
 
+    from solutions.encoding import window_starts
+
+    def pieces(r):
+        if window_chars is None:
+            return [r.title + "\n" + r.text]
+        return [r.title + "\n" + r.text[s:s + window_chars] for s in window_starts(len(r.text), window_chars, windows)]
+
     start = time.time()
+    texts, labels = zip(*[(piece, r.labels[0]) for r in train for piece in pieces(r)])
     vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), min_df=2, sublinear_tf=True,
                                  max_features=300_000)
-    x_train = vectorizer.fit_transform([r.title + "\n" + r.text for r in train])
-    x_dev = vectorizer.transform([r.title + "\n" + r.text for r in dev])
-    classifier = LogisticRegression(C=20, max_iter=2000)
-    classifier.fit(x_train, [r.labels[0] for r in train])
-    predicted = classifier.predict(x_dev)
+    classifier = LogisticRegression(C=20, max_iter=2000).fit(vectorizer.fit_transform(texts), labels)
+    predicted = [classifier.classes_[classifier.predict_proba(vectorizer.transform(pieces(r))).mean(0).argmax()]
+                 for r in dev]
     f1 = 100 * f1_score([r.labels[0] for r in dev], predicted, average="micro")
     return {"dev_micro_f1": round(f1, 2), "seconds": round(time.time() - start, 1)}
 
@@ -71,12 +80,15 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--max-length", type=int, default=256)
     p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--windows", type=int, default=1, help="fine-tune and evaluate on up to N windows per article")
     p.add_argument("--lrs", help="comma-separated fine-tuning learning rates (overrides --lr)")
     p.add_argument("--deadline-minutes", type=float, help="start no fine-tuning after this many minutes")
     p.add_argument("--device", default="auto")
     p.add_argument("--limit", type=int, help="use only the first N articles (smoke test)")
     p.add_argument("--skip-bert", action="store_true")
     p.add_argument("--skip-tfidf", action="store_true")
+    p.add_argument("--tfidf-window-chars", type=int,
+                   help="also TF-IDF on windows of this many characters (about 820 = 490 tokens), --windows of them")
     args = p.parse_args(argv)
     started = time.time()
 
@@ -93,6 +105,9 @@ def main(argv=None):
               "torch": torch.__version__}
     if not args.skip_tfidf:
         result["tfidf_logreg"] = tfidf_baseline(train, dev)
+        if args.tfidf_window_chars:
+            result["tfidf_logreg_windows"] = {"window_chars": args.tfidf_window_chars, "windows": args.windows,
+                                              **tfidf_baseline(train, dev, args.tfidf_window_chars, args.windows)}
     if not args.skip_bert:
         out = Path(args.out)
         pre = pretrain([r.title + "\n" + r.text for r in train], out / "pretrained",
@@ -119,7 +134,8 @@ def main(argv=None):
                 continue
             fine = finetune(train, dev, out / "pretrained", out / f"finetuned-lr{lr:g}",
                             FinetuneSettings(epochs=args.epochs, lr=lr, max_length=args.max_length,
-                                             multi_label=False, device=args.device, keep_state=False))
+                                             multi_label=False, device=args.device, keep_state=False,
+                                             windows=args.windows))
             curve = [e["dev_micro_f1"] for e in read_log(out / f"finetuned-lr{lr:g}" / "metrics.jsonl")
                      if "dev_micro_f1" in e]
             result["sweep"].append({"lr": lr, "dev_micro_f1": round(fine["best"]["dev_micro_f1"], 2),
@@ -129,7 +145,7 @@ def main(argv=None):
             print(json.dumps(result["sweep"][-1]), file=sys.stderr, flush=True)
             write(result)
         best = max((r for r in result["sweep"] if "dev_micro_f1" in r), key=lambda r: r["dev_micro_f1"])
-        result["ours"] = {**best, "size": args.size}
+        result["ours"] = {**best, "size": args.size, "windows": args.windows}
     write(result)
     print(json.dumps(result, ensure_ascii=False))
 

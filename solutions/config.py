@@ -26,6 +26,7 @@ class BertConfig:
     # Classification only: label names in output order, and single/multi-label.
     labels: list[str] = field(default_factory=list)
     multi_label: bool = False
+    windows: int = 1  # a long page is read in up to this many chunks (see encoding.window_starts)
 
     def __post_init__(self):
         if self.hidden_size % self.num_attention_heads:
@@ -52,6 +53,8 @@ class BertConfig:
     def to_hf_dict(self, architecture: str = "BertModel") -> dict:
         d = dataclasses.asdict(self)
         labels, multi_label = d.pop("labels"), d.pop("multi_label")
+        if d["windows"] == 1:  # the usual case stays a plain transformers config
+            d.pop("windows")
         d.update(model_type="bert", architectures=[architecture],
                  position_embedding_type="absolute", use_cache=True)
         if labels:

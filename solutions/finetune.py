@@ -35,6 +35,7 @@ class FinetuneSettings:
     multi_label: bool | None = None      # None: decided from the training data
     compile: bool = False
     keep_state: bool = True        # False: no resumable state on disk (quick sweeps)
+    windows: int = 1               # >1: long pages in up to this many chunks, probabilities averaged
 
 
 def targets(records, labels: list[str], multi_label: bool) -> torch.Tensor:
@@ -61,24 +62,37 @@ def warn_unseen_labels(records, labels, source: str) -> None:
 @torch.no_grad()
 def predict_label_sets(model, encoded, batch_size: int, device, multi_label: bool,
                        threshold: float = 0.5, progress: bool = False):
-    """Probabilities (as a list of rows) and chosen label indices for each example."""
+    """Probabilities (one row per record) and chosen label indices for each record.
+    A record read in several windows gets the mean of their probabilities."""
+    probs = record_probabilities(window_probabilities(model, encoded, batch_size, device, multi_label, progress),
+                                 encoded["record"])
+    chosen = decide_labels(probs, multi_label, threshold)
+    return list(probs), [row.nonzero().flatten().tolist() for row in chosen]
+
+
+@torch.no_grad()
+def window_probabilities(model, encoded, batch_size: int, device, multi_label: bool, progress=False):
+    """Label probabilities of every example (window), as one CPU tensor."""
     model.eval()
-    n = len(encoded["input_ids"])
-    probs_out, chosen_out = [None] * n, [None] * n
     lengths = [len(x) for x in encoded["input_ids"]]
+    out = torch.zeros(len(lengths), len(model.config.labels))
     for batch_idx in tqdm(sorted_batches(lengths, batch_size), desc="予測",
                           **({} if progress else {"disable": True})):
         batch = pad_batch([encoded["input_ids"][i] for i in batch_idx], 0,
                           [encoded["token_type_ids"][i] for i in batch_idx])
         with T.autocast(device):
             logits = model(**T.batch_to_device(batch, device))["logits"]
-        probs = label_probabilities(logits.float(), multi_label)
-        # One copy to the CPU per batch, not one per row.
-        probs, chosen = probs.cpu(), decide_labels(probs, multi_label, threshold).cpu()
-        for row, i in enumerate(batch_idx):
-            probs_out[i] = probs[row]
-            chosen_out[i] = chosen[row].nonzero().flatten().tolist()
-    return probs_out, chosen_out
+        out[batch_idx] = label_probabilities(logits.float(), multi_label).cpu()  # one copy per batch
+    return out
+
+
+def record_probabilities(window_probs: torch.Tensor, record: list[int]) -> torch.Tensor:
+    """The mean of each record's window probabilities (records are numbered 0, 1, …)."""
+    n_records = record[-1] + 1 if record else 0
+    index = torch.tensor(record, dtype=torch.long)
+    sums = torch.zeros(n_records, window_probs.shape[1]).index_add_(0, index, window_probs)
+    counts = torch.bincount(index, minlength=n_records).clamp(min=1)
+    return sums / counts[:, None]
 
 
 def evaluate(model, encoded, records, labels, settings, device) -> float:
@@ -94,6 +108,8 @@ def finetune(train_records, dev_records, checkpoint, out_dir, settings: Finetune
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     state_path, log_path = out_dir / "last" / "state.pt", out_dir / "metrics.jsonl"
+    if settings.windows < 1:
+        raise T.TrainingError(f"--windows は 1 以上です ({settings.windows})")
     device = T.pick_device(settings.device)
     dist = T.Distributed(device)
     device = dist.device
@@ -117,12 +133,13 @@ def finetune(train_records, dev_records, checkpoint, out_dir, settings: Finetune
     model, _ = load_model(directory, BertForSequenceClassification, labels=labels, multi_label=multi_label)
     check_vocab(tokenizer, model, directory)
     settings.max_length = fit_max_length(settings.max_length, model.config)
+    model.config.windows = settings.windows  # saved with the model: predict reads pages the same way
     model.to(device)
 
     cache = out_dir / "cache"
-    train_enc = encode_records(tokenizer, train_records, settings.max_length, cache, WORKERS)
-    dev_enc = encode_records(tokenizer, dev_records, settings.max_length, cache, WORKERS)
-    train_y = targets(train_records, labels, multi_label)
+    train_enc = encode_records(tokenizer, train_records, settings.max_length, cache, WORKERS, settings.windows)
+    dev_enc = encode_records(tokenizer, dev_records, settings.max_length, cache, WORKERS, settings.windows)
+    train_y = targets(train_records, labels, multi_label)[train_enc["record"]]  # each window, its page's labels
 
     lengths = [len(x) for x in train_enc["input_ids"]]
     steps_per_epoch = len(dist.shard(length_bucketed_batches(lengths, settings.batch_size, seed=settings.seed)))

@@ -32,16 +32,18 @@ def chunks(iterable, size: int):
 
 
 def predictions(model, tokenizer, records, *, batch_size=64, max_length=256, device,
-                threshold=0.5, chunk_size=10_000):
+                threshold=0.5, chunk_size=10_000, windows=None):
     """Yield (record, [(label, probability), ...]) in input order.
 
     Pages are read `chunk_size` at a time; inside a chunk they are sorted by
     length into batches (little padding), and put back in order afterwards.
+    windows: chunks per long page (None: as the model was fine-tuned).
     """
     labels = model.config.labels
+    windows = windows or model.config.windows
     bar = tqdm(desc="予測", unit="ページ")
     for chunk in chunks(records, chunk_size):
-        encoded = encode_records(tokenizer, chunk, max_length, workers=WORKERS)
+        encoded = encode_records(tokenizer, chunk, max_length, workers=WORKERS, windows=windows)
         probs, chosen = predict_label_sets(model, encoded, batch_size, device,
                                            model.config.multi_label, threshold)
         for record, p, c in zip(chunk, probs, chosen):
@@ -52,7 +54,7 @@ def predictions(model, tokenizer, records, *, batch_size=64, max_length=256, dev
 
 def predict_file(checkpoint, records, output_path, *, output_format="auto", system="MyBERT",
                  yyyymm=None, batch_size=64, max_length=256, device="auto", threshold=0.5,
-                 chunk_size=10_000) -> dict:
+                 chunk_size=10_000, windows=None) -> dict:
     """Write predictions for `records` (any iterable of Record) to output_path.
 
     output_format: "shinra" (the SHINRA submission), "simple"
@@ -69,7 +71,7 @@ def predict_file(checkpoint, records, output_path, *, output_format="auto", syst
     if output_format == "auto":
         output_format = "shinra" if is_ene_label_set(model.config.labels) else "simple"
     stream = predictions(model, tokenizer, records, batch_size=batch_size, max_length=max_length,
-                         device=device, threshold=threshold, chunk_size=chunk_size)
+                         device=device, threshold=threshold, chunk_size=chunk_size, windows=windows)
     counter = {"pages": 0}
 
     def counted(rows):
