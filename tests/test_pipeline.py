@@ -58,8 +58,9 @@ def test_commands_end_to_end_beat_the_majority_baseline(tmp_path):
     assert f"評価用テキストの損失 {summary['dev_loss']:.3f}" in pre.stderr
     assert [e["step"] for e in read_log(tmp_path / "pre" / "metrics.jsonl") if "dev_loss" in e] == [50, 100, 150, 150]
     run("train", "--train", data / "train.jsonl", "--dev", data / "dev.jsonl", "--checkpoint", tmp_path / "pre",
-        "--out", tmp_path / "ft", "--epochs", "4", "--lr", "1e-3", "--max-length", "96",
+        "--out", tmp_path / "ft", "--epochs", "4", "--lr", "1e-3", "--max-length", "96", "--windows", "2",
         "--no-multi-label", "--device", "cpu")
+    assert json.loads((tmp_path / "ft" / "best" / "config.json").read_text())["windows"] == 2  # predict reads it
     for name in ("best/config.json", "best/model.safetensors", "best/vocab.txt", "metrics.jsonl",
                  "learning_curve.png", "last/state.pt"):
         assert (tmp_path / "ft" / name).exists(), name
