@@ -287,6 +287,7 @@ def predict_ours(model, tokenizer, titles, texts, batch_size, max_length, device
 
     encoded = tokenizer.encode_batch(titles, texts, max_length=max_length, padding=False,
                                      workers=WORKERS)
+    encoded["record"] = list(range(len(titles)))  # one window a page, as encode_records gives
     probs, _ = predict_label_sets(model, encoded, batch_size, device, multi_label=False)
     return torch.stack(probs)
 

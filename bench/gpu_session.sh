@@ -36,20 +36,6 @@ RUN=${RUN:-runs/gpu-session-livedoor}   # an ignored folder: kept between warm c
 mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)
 export PYTHONUNBUFFERED=1 TQDM_MININTERVAL=10
 
-if ! $PY -c "import fugashi, unidic_lite, matplotlib_fontja" 2>/dev/null; then
-    site=/tmp/bert-workshop-site
-    mkdir -p "$site"
-    for wheel in "$CARRY"/*.whl; do $PY -m zipfile -e "$wheel" "$site"; done
-    tar xzf "$CARRY"/unidic-lite-*.tar.gz -C "$site"
-    export PYTHONPATH="$site:$(ls -d "$site"/unidic-lite-*/)${PYTHONPATH:+:$PYTHONPATH}"
-fi
-$PY - <<'EOF' || { echo "必要なパッケージが読み込めません" >&2; exit 1; }
-import fugashi, unidic_lite, matplotlib_fontja, torch, transformers
-print("torch", torch.__version__, "transformers", transformers.__version__,
-      "cuda", torch.cuda.is_available(), torch.cuda.get_device_name() if torch.cuda.is_available() else "")
-fugashi.Tagger()
-EOF
-
 collect() {   # the livedoor results (JSON, logs, learning curves) into $OUT
     cp "$RUN/livedoor.json" "$RUN/livedoor.log" "$OUT/" 2>/dev/null
     cat "$RUN/livedoor.json" 2>/dev/null
@@ -71,10 +57,24 @@ wait_for_run() {   # until the detached run ends or this call's budget does
     collect
 }
 
-if [ -n "${COLLECT:-}" ]; then
+if [ -n "${COLLECT:-}" ]; then   # needs no Python packages
     wait_for_run
     exit 0
 fi
+
+if ! $PY -c "import fugashi, unidic_lite, matplotlib_fontja" 2>/dev/null; then
+    site=/tmp/bert-workshop-site
+    mkdir -p "$site"
+    for wheel in "$CARRY"/*.whl; do $PY -m zipfile -e "$wheel" "$site"; done
+    tar xzf "$CARRY"/unidic-lite-*.tar.gz -C "$site"
+    export PYTHONPATH="$site:$(ls -d "$site"/unidic-lite-*/)${PYTHONPATH:+:$PYTHONPATH}"
+fi
+$PY - <<'EOF' || { echo "必要なパッケージが読み込めません" >&2; exit 1; }
+import fugashi, unidic_lite, matplotlib_fontja, torch, transformers
+print("torch", torch.__version__, "transformers", transformers.__version__,
+      "cuda", torch.cuda.is_available(), torch.cuda.get_device_name() if torch.cuda.is_available() else "")
+fugashi.Tagger()
+EOF
 
 ARCHIVE=${ARCHIVE:-$(ls "$CARRY"/ldcc-*.tar.gz 2>/dev/null || ls ../shared/data/livedoor/ldcc-*.tar.gz)}
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv >&2
