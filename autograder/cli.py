@@ -88,7 +88,8 @@ def add_predict_command(sub) -> None:
     p = sub.add_parser("predict", help="ページのラベルを予測して提出ファイルを書く")
     p.add_argument("--checkpoint", required=True, help="train の出力 (out/best)")
     p.add_argument("--input", required=True, help="JSONL ({page_id,title,text}) か森羅の入力ファイル")
-    p.add_argument("--dump", help="--input が森羅の入力 (本文なし) のときの CirrusSearch ダンプ")
+    p.add_argument("--dump", help="--input が森羅の入力 (本文なし) のときの CirrusSearch ダンプ"
+                                  " (本文はダンプの順に読みながら予測するので、出力もダンプの順)")
     p.add_argument("--output", required=True, help="出力 JSONL")
     p.add_argument("--format", default="auto", choices=["auto", "shinra", "simple"],
                    help="shinra: 森羅の提出形式 / simple: {page_id,labels,probs} (既定: ENE なら shinra)")

@@ -102,9 +102,10 @@ def test_sample_larger_than_data_keeps_everything(shinra):
 def test_inputs_get_their_text_and_keep_every_page(shinra):
     with pytest.warns(UserWarning, match="202"):
         records = list(read_shinra_inputs(shinra / "leaderboard.jsonl", shinra / "dump.json.gz"))
-    assert [r.page_id for r in records] == ["201", "202", "101"]
-    assert records[0] == Record("201", "桜台駅", text_of("201"), [])
-    assert records[1].text == "ない記事"  # not in the dump: the title stands in
+    assert sorted(r.page_id for r in records) == ["101", "201", "202"]  # each input page once
+    by_id = {r.page_id: r for r in records}
+    assert by_id["201"] == Record("201", "桜台駅", text_of("201"), [])
+    assert records[-1].page_id == "202" and records[-1].text == "ない記事"  # not in the dump: last, title as text
 
 
 def test_submission_format_and_read_back(shinra):
@@ -206,3 +207,16 @@ def test_index_line_without_id(tmp_path):
     path.write_text('{"index": {"_type": "page"}}\n{"text": "本文"}\n', encoding="utf-8")
     seen, error = read_until_error(path)
     assert seen == [] and (error.line, error.field) == (1, "index._id")
+
+
+def test_inputs_are_streamed_from_the_dump(tmp_path):
+    """No text is held back: a page comes out as soon as the dump has given it
+    (here before the dump turns out to be cut short)."""
+    write_shinra_inputs(tmp_path / "inputs.jsonl", [("201", "桜台駅"), ("101", "霧浜市")])
+    write_cirrus_dump(tmp_path / "dump.json", [("201", "桜台駅", text_of("201")), ("5", "他", "他の記事")])
+    with open(tmp_path / "dump.json", "a", encoding="utf-8") as f:
+        f.write(json.dumps({"index": {"_id": "101"}}) + "\n")  # its page line is missing
+    pages = read_shinra_inputs(tmp_path / "inputs.jsonl", tmp_path / "dump.json")
+    assert next(pages) == Record("201", "桜台駅", text_of("201"), [])
+    with pytest.raises(DataError, match="途中で切れています"):
+        next(pages)
