@@ -146,8 +146,10 @@ def pretrain(texts: list[str], out_dir, settings: PretrainSettings, dev_texts: l
     phase = 0
     while step < plan["total"]:
         blocks, batch_size, until = phases[phase]
+        batch_size = min(batch_size, len(blocks))
         order = torch.randperm(len(blocks), generator=generator)
-        for first in range(0, len(order), batch_size):
+        # Full batches only: every step the same shape (a compiled model compiles once per length).
+        for first in range(0, len(order) - batch_size + 1, batch_size):
             ids = blocks[order[first:first + batch_size]]
             masked, labels = mask_tokens(ids, tokenizer.vocab_size, mask_id=tokenizer.mask_id,
                                          mask_prob=settings.mask_prob, generator=generator)

@@ -132,3 +132,24 @@ def test_heldout_text_too_short_is_reported(tmp_path):
     settings = PretrainSettings(size="tiny", vocab_size=400, max_length=64, max_steps=2, device="cpu")
     with pytest.raises(TrainingError, match="評価用"):
         pretrain(texts, tmp_path, settings, dev_texts=["短い。"])
+
+
+def test_pretraining_steps_on_full_batches_only(tmp_path, monkeypatch):
+    """No short last batch at the end of an epoch: one shape a length, one compiled graph."""
+    import solutions.pretrain as P
+    from solutions.data import make_demo_corpus
+
+    shapes, step = [], P.mlm_step
+
+    def recording_step(model, optimizer, scheduler, masked, labels, *rest):
+        shapes.append(tuple(masked.shape))
+        return step(model, optimizer, scheduler, masked, labels, *rest)
+
+    monkeypatch.setattr(P, "mlm_step", recording_step)
+    texts = [r.text for r in make_demo_corpus(60, seed=0)]
+    settings = P.PretrainSettings(size="tiny", vocab_size=400, max_length=32, batch_size=7, max_steps=120,
+                                  device="cpu")
+    summary = P.pretrain(texts, tmp_path, settings)
+    blocks = summary["phases"][0]["blocks"]
+    assert blocks % 7 and 120 > blocks // 7  # epochs end with a remainder, and there are several epochs
+    assert set(shapes) == {(7, 32)} and len(shapes) == 120
