@@ -281,13 +281,15 @@ def predict_transformers(model, tokenizer, titles, texts, batch_size, max_length
 
 @torch.inference_mode()
 def predict_ours(model, tokenizer, titles, texts, batch_size, max_length, device):
-    """Our pipeline, as `predict` runs it: batch tokenization with worker
-    processes, then length-sorted batches (solutions.finetune.predict_label_sets)."""
+    """Our pipeline, as `predict` runs it: batch tokenization with worker processes
+    (solutions.encoding.encode_records), then length-sorted batches
+    (solutions.finetune.predict_label_sets)."""
+    from solutions.data import Record
+    from solutions.encoding import encode_records
     from solutions.finetune import predict_label_sets
 
-    encoded = tokenizer.encode_batch(titles, texts, max_length=max_length, padding=False,
-                                     workers=WORKERS)
-    encoded["record"] = list(range(len(titles)))  # one window a page, as encode_records gives
+    pages = [Record(str(i), title, text, []) for i, (title, text) in enumerate(zip(titles, texts))]
+    encoded = encode_records(tokenizer, pages, max_length, workers=WORKERS)
     probs, _ = predict_label_sets(model, encoded, batch_size, device, multi_label=False)
     return torch.stack(probs)
 
