@@ -81,6 +81,7 @@ def add_train_command(sub) -> None:
                    help="複数ラベル分類にする (省略時は訓練データから判断)")
     p.add_argument("--resume", action="store_true", help="中断した学習を out/last/state.pt から再開する")
     add_common_training_options(p)
+    add_unpad_option(p)
     p.set_defaults(func=pipeline.run_train)
 
 
@@ -99,6 +100,7 @@ def add_predict_command(sub) -> None:
     p.add_argument("--windows", type=int, help="長いページを読む区間の数 (既定: train で使った値)")
     p.add_argument("--threshold", type=float, default=0.5, help="複数ラベルのしきい値")
     p.add_argument("--device", default="auto", help="auto / cpu / cuda")
+    add_unpad_option(p)
     p.set_defaults(func=pipeline.run_predict)
 
 
@@ -128,6 +130,12 @@ def add_common_training_options(p) -> None:
     p.add_argument("--compile", action="store_true",
                    help="各層を torch.compile する (GPU 向け。H200 で固定長の学習が 1.14 倍。"
                         "長さの揃わない短い学習ではコンパイルの時間で遅くなることがあります)")
+
+
+def add_unpad_option(p) -> None:
+    p.add_argument("--unpad", action="store_true",
+                   help="[PAD] を計算から除く (文を詰めて並べ、注意は文ごとに入れ子テンソルで計算。GPU 向け。"
+                        "結果は同じで、長さの揃わないバッチで速くなる見込み)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -93,7 +93,7 @@ def run_train(args) -> int:
     settings = FinetuneSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                 max_length=args.max_length, save_every=args.save_every,
                                 stop_after_steps=args.stop_after_steps, multi_label=args.multi_label,
-                                windows=args.windows,
+                                windows=args.windows, unpad=args.unpad,
                                 seed=args.seed, device=args.device, compile=args.compile)
     summary = finetune(train, dev, args.checkpoint, args.out, settings, resume=args.resume,
                        dev_source=args.dev)
@@ -114,7 +114,7 @@ def run_predict(args) -> int:
         records = stream_records(args.input)
     predict_file(args.checkpoint, records, args.output, output_format=args.format, system=args.system,
                  batch_size=args.batch_size, max_length=args.max_length, device=args.device,
-                 threshold=args.threshold, windows=args.windows)
+                 threshold=args.threshold, windows=args.windows, unpad=args.unpad)
     return 0
 
 

@@ -96,6 +96,11 @@ ARCHITECTURES = {
 }
 
 
+def architecture(model) -> str:
+    """transformers' class name for our model (or a subclass of it, such as the fast classifier)."""
+    return next(name for cls, name in ARCHITECTURES.items() if isinstance(model, cls))
+
+
 class CheckpointError(ValueError):
     """A checkpoint that cannot be loaded; the message names the file and key."""
 
@@ -212,7 +217,7 @@ def save_model(model, directory, tokenizer=None) -> Path:
     """Write config.json + model.safetensors (+ the tokenizer files) in the HF layout."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    model.config.save(directory / "config.json", ARCHITECTURES[type(model)])
+    model.config.save(directory / "config.json", architecture(model))
     save_file(to_hf_state_dict(model), str(directory / "model.safetensors"), metadata={"format": "pt"})
     if tokenizer is not None:
         tokenizer.save(directory)

@@ -14,8 +14,9 @@ from . import training as T
 from .batching import length_bucketed_batches, pad_batch, sorted_batches
 from .checkpoints import load_model, resolve_checkpoint, save_model
 from .encoding import WORKERS, encode_records
+from .fast import FastBertForSequenceClassification
 from .metrics import micro_f1
-from .models import BertForSequenceClassification, decide_labels, label_probabilities
+from .models import decide_labels, label_probabilities
 from .tokenization import Tokenizer
 
 
@@ -36,6 +37,7 @@ class FinetuneSettings:
     compile: bool = False
     keep_state: bool = True        # False: no resumable state on disk (quick sweeps)
     windows: int = 1               # >1: long pages in up to this many chunks, probabilities averaged
+    unpad: bool = False            # take [PAD] out of the computation (packed batches; for a GPU)
 
 
 def targets(records, labels: list[str], multi_label: bool) -> torch.Tensor:
@@ -130,7 +132,8 @@ def finetune(train_records, dev_records, checkpoint, out_dir, settings: Finetune
     directory = resolve_checkpoint(checkpoint)
     tokenizer = Tokenizer.from_pretrained(directory)
     torch.manual_seed(settings.seed)
-    model, _ = load_model(directory, BertForSequenceClassification, labels=labels, multi_label=multi_label)
+    model, _ = load_model(directory, FastBertForSequenceClassification, labels=labels, multi_label=multi_label)
+    model.unpad = settings.unpad
     check_vocab(tokenizer, model, directory)
     settings.max_length = fit_max_length(settings.max_length, model.config)
     model.config.windows = settings.windows  # saved with the model: predict reads pages the same way

@@ -13,7 +13,7 @@ from .checkpoints import load_model, resolve_checkpoint
 from .data import write_json_lines, write_shinra_submission
 from .encoding import WORKERS, encode_records
 from .finetune import fit_max_length, predict_label_sets
-from .models import BertForSequenceClassification
+from .fast import FastBertForSequenceClassification
 from .tokenization import Tokenizer
 
 ENE_ID = re.compile(r"^\d+(\.\d+)*$")
@@ -54,14 +54,15 @@ def predictions(model, tokenizer, records, *, batch_size=64, max_length=256, dev
 
 def predict_file(checkpoint, records, output_path, *, output_format="auto", system="MyBERT",
                  yyyymm=None, batch_size=64, max_length=256, device="auto", threshold=0.5,
-                 chunk_size=10_000, windows=None) -> dict:
+                 chunk_size=10_000, windows=None, unpad=False) -> dict:
     """Write predictions for `records` (any iterable of Record) to output_path.
 
     output_format: "shinra" (the SHINRA submission), "simple"
     ({"page_id", "labels", "probs"} a line), or "auto" (shinra for ENE labels).
     """
     directory = resolve_checkpoint(checkpoint)
-    model, missing = load_model(directory, BertForSequenceClassification)
+    model, missing = load_model(directory, FastBertForSequenceClassification)
+    model.unpad = unpad
     if missing:
         raise T.TrainingError(f"{directory}: 分類層の重みがありません。train で作ったチェックポイントを指定してください")
     tokenizer = Tokenizer.from_pretrained(directory)
