@@ -71,12 +71,16 @@ def build(kind: str, sizes: dict, n_labels: int, device, unpad: bool = False):
             cfg, attn_implementation=kind.removeprefix("hf-")).to(device)
 
 
-def prepare(model, ours: bool, compiled: bool, dynamic: bool | None = None):
+def prepare(model, ours: bool, compiled, dynamic: bool | None = None):
     """The model as each side runs it: torch.compile for transformers, regional
-    compilation (compile_layers) for ours."""
+    compilation (compile_layers) for ours. compiled="model": torch.compile of the
+    whole model for ours too; "cudagraphs": the same with CUDA graphs (mode
+    reduce-overhead)."""
     if not compiled:
         return model
-    return compile_layers(model, dynamic=dynamic) if ours else torch.compile(model, dynamic=dynamic)
+    if ours and compiled is True:
+        return compile_layers(model, dynamic=dynamic)
+    return torch.compile(model, dynamic=dynamic, mode="reduce-overhead" if compiled == "cudagraphs" else None)
 
 
 def move(batch: dict, device, ours: bool) -> dict:
@@ -250,12 +254,14 @@ def ratio_line(section, results):
              peak_mem_ours_gib=our_mem, peak_mem_hf_gib=hf_mem)
 
 
-def fixed_section(batch, seq, sizes, labels, device, steps, allow_compile):
+def fixed_section(batch, seq, sizes, labels, device, steps, allow_compile, extra=False):
     section, results = f"train_fixed_{batch}x{seq}", {}
     data = fixed_batches(batch, seq, sizes["vocab_size"], labels)
     variants = [("hf-eager", "hf-eager", False), ("hf-sdpa", "hf-sdpa", False),
                 ("hf-sdpa+compile", "hf-sdpa", True), ("ours", "ours", False), ("ours+compile", "ours", True),
                 ("ours+compile+cudnn", "ours", True)]
+    if extra:  # longer to compile: the whole model, then with CUDA graphs
+        variants += [("ours+compile-model", "ours", "model"), ("ours+compile-model+cudagraphs", "ours", "cudagraphs")]
     for name, kind, compiled in variants:
         if compiled and not allow_compile:
             continue
@@ -284,7 +290,7 @@ def real_length_section(part, lengths, sizes, labels, device, steps, allow_compi
         if compiled and not allow_compile:
             continue
         batches = our_batches if kind.startswith("ours") else theirs_batches
-        n = min(len(batches), 3 * steps if gpu else steps)
+        n = min(len(batches), 2 * steps if gpu else steps)
 
         def run():
             model = build(kind.removesuffix("-no-cudnn"), sizes, labels, device, unpad=name.endswith("+unpad"))
@@ -380,6 +386,8 @@ def main(argv=None):
     p.add_argument("--steps", type=int, help="timed steps per variant (default 20 GPU / 3 CPU)")
     p.add_argument("--labels", type=int, default=200)
     p.add_argument("--no-compile", action="store_true")
+    p.add_argument("--extra", action="store_true",
+                   help="also ours compiled as a whole model, with and without CUDA graphs (fixed lengths; minutes more)")
     p.add_argument("--limit", type=int, help="livedoor articles to use (default all on GPU, 200 on CPU)")
     p.add_argument("--lengths", help="JSON file with saved livedoor lengths")
     p.add_argument("--save-lengths", help="write the livedoor lengths to this JSON file and exit")
@@ -403,10 +411,11 @@ def main(argv=None):
     emit(section="setup", device=torch.cuda.get_device_name() if gpu else "cpu", torch=torch.__version__,
          transformers=transformers.__version__, sizes=sizes, labels=args.labels, steps=steps)
 
+    began = time.perf_counter()
     shapes = [(32, 512), (128, 128)] if gpu else [(4, 64), (8, 32)]
     wanted = set(args.only.split(",")) if args.only else {"fixed512", "whole", "first", "predict", "fixed128"}
     if "fixed512" in wanted:
-        fixed_section(*shapes[0], sizes, args.labels, device, steps, allow_compile)
+        fixed_section(*shapes[0], sizes, args.labels, device, steps, allow_compile, args.extra)
 
     settings = {"whole": (512, False), "first": (256, True)}
     if args.lengths:
@@ -429,7 +438,8 @@ def main(argv=None):
                                args.predict_pages or (20000 if gpu else 200), limit)
 
     if "fixed128" in wanted:
-        fixed_section(*shapes[1], sizes, args.labels, device, steps, allow_compile)
+        fixed_section(*shapes[1], sizes, args.labels, device, steps, allow_compile, args.extra)
+    emit(section="done", seconds=round(time.perf_counter() - began, 1))
 
 
 if __name__ == "__main__":
