@@ -269,7 +269,9 @@ def fixed_section(batch, seq, sizes, labels, device, steps, allow_compile, extra
         def run():
             model = build(kind, sizes, labels, device)
             with cudnn_attention_allowed(name.endswith("+cudnn")):
-                out = train_throughput(model, data, device, steps, ours=kind == "ours", compiled=compiled)
+                # dynamic=False: one fixed shape, static kernels
+                out = train_throughput(model, data, device, steps, ours=kind == "ours", compiled=compiled,
+                                       dynamic=False)
             return add_flops(out, sizes, seq, device)
         results[name] = measure(section, name, run)
         release(device)
