@@ -16,6 +16,7 @@ skip work:
 """
 from __future__ import annotations
 
+import itertools
 import warnings
 from dataclasses import dataclass
 
@@ -34,10 +35,11 @@ warnings.filterwarnings("ignore", message="The PyTorch API of nested tensors is 
 class Packing:
     """Where each sequence of a packed batch lies: rows offsets[i]:offsets[i + 1]."""
     offsets: torch.Tensor  # (batch + 1,), int64
-    max_len: int           # the longest sequence (kept on the CPU: no wait for the GPU)
+    max_len: int           # the longest and the shortest sequence, kept on the CPU:
+    min_len: int           # attention needs them, and would otherwise wait for the GPU
 
     def to(self, device) -> "Packing":
-        return Packing(self.offsets.to(device, non_blocking=True), self.max_len)
+        return Packing(self.offsets.to(device, non_blocking=True), self.max_len, self.min_len)
 
     @property
     def first_rows(self) -> torch.Tensor:
@@ -46,26 +48,29 @@ class Packing:
 
     def first_tokens_only(self) -> "Packing":
         """The packing of one token a sequence (the [CLS] rows taken out)."""
-        return Packing(torch.arange(len(self.offsets), device=self.offsets.device), 1)
+        return Packing(torch.arange(len(self.offsets), device=self.offsets.device), 1, 1)
 
 
 def pack_batch(batch: dict) -> dict:
     """A padded batch ([PAD] on the right, as pad_batch makes it) -> its real
     tokens end to end, with their positions and the Packing."""
     real = batch["attention_mask"].bool()
-    lengths = real.sum(dim=1)
+    lengths = real.sum(dim=1).tolist()  # on a GPU, the one wait for it
+    rows = real.flatten().nonzero_static(size=sum(lengths)).squeeze(1)  # the real tokens
     positions = torch.arange(real.shape[1], device=real.device).expand_as(real)
-    packed = {"input_ids": batch["input_ids"][real], "position_ids": positions[real],
-              "packing": Packing(F.pad(lengths.cumsum(0), (1, 0)), int(lengths.max()))}
+    offsets = torch.tensor([0, *itertools.accumulate(lengths)], device=real.device)
+    packed = {"input_ids": batch["input_ids"].flatten()[rows], "position_ids": positions.flatten()[rows],
+              "packing": Packing(offsets, max(lengths), min(lengths))}
     if batch.get("token_type_ids") is not None:
-        packed["token_type_ids"] = batch["token_type_ids"][real]
+        packed["token_type_ids"] = batch["token_type_ids"].flatten()[rows]
     return packed
 
 
 def jagged_heads(x, packing: Packing, num_heads: int):
     """(tokens, hidden) -> nested (batch, heads, its own length, head_size)."""
     heads = x.unflatten(-1, (num_heads, -1)).contiguous()  # nested tensors need contiguous values
-    nested = torch.nested.nested_tensor_from_jagged(heads, packing.offsets, max_seqlen=packing.max_len)
+    nested = torch.nested.nested_tensor_from_jagged(heads, packing.offsets, max_seqlen=packing.max_len,
+                                                    min_seqlen=packing.min_len)
     return nested.transpose(1, 2)
 
 

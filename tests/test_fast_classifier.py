@@ -61,7 +61,8 @@ def test_packed_logits_equal_the_padded_reference():
     batch = padded_batch(LENGTHS)
     packed = pack_batch(batch)
     assert packed["input_ids"].shape == (sum(LENGTHS),)
-    assert packed["packing"].offsets.tolist() == [0, 9, 12, 29, 41] and packed["packing"].max_len == 17
+    assert packed["packing"].offsets.tolist() == [0, 9, 12, 29, 41]
+    assert (packed["packing"].max_len, packed["packing"].min_len) == (17, 3)
     with torch.no_grad():
         torch.testing.assert_close(fast(**packed)["logits"], reference(**batch)["logits"], atol=1e-5, rtol=0)
 
@@ -179,9 +180,9 @@ def test_train_and_predict_with_unpad(tmp_path):
 
 
 def test_packing_moves_to_a_device():
-    packing = Packing(torch.tensor([0, 2, 5]), 3)
+    packing = Packing(torch.tensor([0, 2, 5]), 3, 2)
     moved = packing.to(torch.device("cpu"))
-    assert moved.max_len == 3 and moved.first_rows.tolist() == [0, 2]
+    assert (moved.max_len, moved.min_len) == (3, 2) and moved.first_rows.tolist() == [0, 2]
     assert moved.first_tokens_only().offsets.tolist() == [0, 1, 2]
 
 
