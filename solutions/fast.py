@@ -21,7 +21,6 @@ import warnings
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from .attention import fast_scaled_dot_product_attention, key_padding_mask
 from .layers import residual_post_ln
@@ -87,9 +86,8 @@ def packed_attention(attention, x, packing: Packing, first_only: bool):
         q, queries = q[packing.first_rows], packing.first_tokens_only()
     dropout_p = attention.dropout_p if attention.training else 0.0
     h = attention.num_heads
-    # No sdpa_kernel restriction: nested tensors never take cuDNN's kernel.
-    context = F.scaled_dot_product_attention(jagged_heads(q, queries, h), jagged_heads(k, packing, h),
-                                             jagged_heads(v, packing, h), dropout_p=dropout_p)
+    context = fast_scaled_dot_product_attention(jagged_heads(q, queries, h), jagged_heads(k, packing, h),
+                                                jagged_heads(v, packing, h), dropout_p=dropout_p)
     return attention.output(packed_rows(context))
 
 
