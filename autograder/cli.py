@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from solutions.checkpoints import CheckpointError
 from solutions.data import DataError
