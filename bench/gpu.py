@@ -278,7 +278,7 @@ def fixed_section(batch, seq, sizes, labels, device, steps, allow_compile, extra
     ratio_line(section, results)
 
 
-def real_length_section(part, lengths, sizes, labels, device, steps, allow_compile, gpu):
+def real_length_section(part, lengths, sizes, labels, device, steps, allow_compile, gpu, extra=False):
     section, results = f"train_livedoor_{part}", {}
     batch_size = 32 if gpu else 8
     mean_len = sum(lengths) / len(lengths)
@@ -288,6 +288,8 @@ def real_length_section(part, lengths, sizes, labels, device, steps, allow_compi
                 ("ours+compile", "ours", True)]
     if gpu:  # transformers with the same attention kernels as ours (cuDNN's left out), for fairness
         variants.insert(1, ("hf-sdpa-no-cudnn", "hf-sdpa-no-cudnn", False))
+    if extra:
+        variants.append(("ours+unpad+compile", "ours", True))
     for name, kind, compiled in variants:
         if compiled and not allow_compile:
             continue
@@ -295,7 +297,7 @@ def real_length_section(part, lengths, sizes, labels, device, steps, allow_compi
         n = min(len(batches), 2 * steps if gpu else steps)
 
         def run():
-            model = build(kind.removesuffix("-no-cudnn"), sizes, labels, device, unpad=name.endswith("+unpad"))
+            model = build(kind.removesuffix("-no-cudnn"), sizes, labels, device, unpad="+unpad" in name)
             with without_cudnn_attention(kind.endswith("-no-cudnn")):
                 # warm-up: one untimed pass over the very batches that are timed
                 out = train_throughput(model, batches[:n], device, n, ours=kind == "ours",
@@ -389,7 +391,8 @@ def main(argv=None):
     p.add_argument("--labels", type=int, default=200)
     p.add_argument("--no-compile", action="store_true")
     p.add_argument("--extra", action="store_true",
-                   help="also ours compiled as a whole model, with and without CUDA graphs (fixed lengths; minutes more)")
+                   help="also ours compiled as a whole model, with and without CUDA graphs (fixed lengths), "
+                        "and compiled with --unpad (real lengths); minutes more")
     p.add_argument("--limit", type=int, help="livedoor articles to use (default all on GPU, 200 on CPU)")
     p.add_argument("--lengths", help="JSON file with saved livedoor lengths")
     p.add_argument("--save-lengths", help="write the livedoor lengths to this JSON file and exit")
@@ -428,7 +431,7 @@ def main(argv=None):
         saved = None
         emit(section="train_real_lengths", skipped=f"{archive} がありません")
     for part, lengths in (saved or {}).items():
-        real_length_section(part, lengths, sizes, args.labels, device, steps, allow_compile, gpu)
+        real_length_section(part, lengths, sizes, args.labels, device, steps, allow_compile, gpu, args.extra)
 
     try:
         import fugashi  # noqa: F401
