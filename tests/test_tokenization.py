@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from solutions import data as D
 from solutions.data import first_paragraph
 from solutions.tokenization import (
-    CLS_ID, MASK_ID, PAD_ID, SEP_ID, SPECIAL_TOKENS, UNK_ID, Tokenizer, load_vocab,
+    CLS_ID, LEADING_MARGIN, MASK_ID, PAD_ID, SEP_ID, SPECIAL_TOKENS, UNK_ID, Tokenizer, load_vocab,
     mecab_words, mecab_words_fast, train_vocab, truncate, wordpiece,
 )
 
@@ -344,6 +344,23 @@ def test_from_pretrained_refuses_other_settings(ours, tmp_path, setting):
         Tokenizer.from_pretrained(tmp_path)
 
 
+@pytest.mark.slow
+def test_leading_ids_are_the_first_ids_of_whole_livedoor_articles(shared_data):
+    """Tokenizing only the start of a long text (Tokenizer.leading_ids) gives the
+    ids of the whole text, on every article, at three lengths."""
+    path = shared_data / "livedoor" / "ldcc-20140209-train80.tar.gz"
+    if not path.exists():
+        pytest.skip(f"{path} がありません")
+    texts = [r.text for r in D.read_livedoor(path)]
+    ours = Tokenizer(train_vocab(texts[::4], vocab_size=16000))
+    whole = [ours.fast_ids(text) for text in texts]
+    for n in (62, 254, 510):
+        cut = sum(len(text) > 2 * n and len(ids) > n + LEADING_MARGIN for text, ids in zip(texts, whole))
+        assert cut > len(texts) // 4, "most articles must be long enough to be cut"
+        for text, ids in zip(texts, whole):
+            assert ours.leading_ids(text, n) == ids[:n], (n, text[:80])
+
+
 # ------------------------------------------------------------ properties
 
 FRAGMENTS = NOUNS[:10] + PARTICLES + VERBS[:4] + ODD_PIECES + ["あ" * 101, "。"]
@@ -382,3 +399,14 @@ def test_property_truncate_is_transformers_longest_first(theirs, n_first, n_seco
     a, b, _ = theirs.truncate_sequences(list(first), None if second is None else list(second),
                                         num_tokens_to_remove=n_remove, truncation_strategy="longest_first")
     assert truncate(first, second, n_remove) == (a, b)
+
+
+@settings(max_examples=200, deadline=None)
+@given(sentences=st.lists(st.sampled_from(generated_texts(60, seed=9, odd=0.3) + EDGE_TEXTS[:9]), min_size=1,
+                          max_size=12),
+       separators=st.lists(st.sampled_from(["\n", "。", " ", "\u3000", "、", ""]), min_size=12, max_size=12),
+       n_tokens=st.integers(1, 60))
+def test_property_leading_ids_read_only_the_start(ours, sentences, separators, n_tokens):
+    text = "".join(s + sep for s, sep in zip(sentences, separators))
+    assert ours.leading_ids(text, n_tokens) == ours.fast_ids(text)[:n_tokens]
+    assert ours.leading_ids(text, None) == ours.fast_ids(text)
