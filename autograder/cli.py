@@ -133,8 +133,8 @@ def add_common_training_options(p) -> None:
 
 def add_unpad_option(p) -> None:
     p.add_argument("--unpad", action="store_true",
-                   help="[PAD] を計算から除く (文を詰めて並べ、注意は文ごとに入れ子テンソルで計算。GPU 向け。"
-                        "結果は同じで、長さの揃わないバッチで速くなる見込み)")
+                   help="[PAD] を計算から除く (文を詰めて並べ、注意は文ごとに入れ子テンソルで計算。結果は同じ。"
+                        "GPU 向けで、入れ子テンソルの Python 側の手間を消す --compile との併用を想定)")
 
 
 def build_parser() -> argparse.ArgumentParser:
