@@ -58,6 +58,7 @@ def predict_file(checkpoint, records, output_path, *, output_format="auto", syst
 
     output_format: "shinra" (the SHINRA submission), "simple"
     ({"page_id", "labels", "probs"} a line), or "auto" (shinra for ENE labels).
+    unpad: take [PAD] out of the computation (solutions.fast; the same labels).
     """
     directory = resolve_checkpoint(checkpoint)
     model, missing = load_model(directory, FastBertForSequenceClassification)
