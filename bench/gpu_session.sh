@@ -94,6 +94,13 @@ fi
 compile=--compile
 grep -qs '"variant": "ours+compile", "error"' "$OUT/gpu.jsonl" && compile=
 
+# The device tool ends a process left running by a call unless it started its own
+# session (setsid) and the call runs as root: as another user, run within this call.
+if [ -n "${DETACH:-}" ] && [ "$(id -u)" != 0 ]; then
+    echo "DETACH: not root (uid $(id -u)), so a detached run would end with this call; running it inline (no COLLECT call needed)" >&2
+    DETACH=
+fi
+
 # Seconds for the whole livedoor run: what this call has left, or LIVEDOOR_SECONDS when detached.
 left=$((BUDGET - SECONDS))
 [ -n "${DETACH:-}" ] && left=${LIVEDOOR_SECONDS:-720}
@@ -116,8 +123,10 @@ cmd=(timeout "$((left - 8))" $PY bench/livedoor.py --archive "$ARCHIVE" --out "$
        --pretrain-lr 1e-4 --pretrain-warmup 0.1 --mask-prob 0.15
        --max-length 512 --windows 4 --epochs 5 --lrs 1e-4})
 if [ -n "${DETACH:-}" ]; then
+    # Its own output goes to files too: a process still holding this call's stdout
+    # would keep the call from returning until the run ends.
     setsid bash -c 'echo $$ > "$0/pid"; "$@" > "$0/livedoor.log" 2>&1; echo $? > "$0/exit"' \
-        "$RUN" "${cmd[@]}" < /dev/null &
+        "$RUN" "${cmd[@]}" < /dev/null > "$RUN/detached.log" 2>&1 &
     while [ ! -s "$RUN/pid" ]; do sleep 0.2; done
     wait_for_run
     exit 0
