@@ -11,11 +11,12 @@
 #                                                            # the benchmark only, with the extra variants
 #
 # A livedoor run longer than one device call (10 min) spans two calls:
-#   QUALITY_ONLY=1 DETACH=1 LIVEDOOR_SECONDS=720 BUDGET=585 bash bench/gpu_session.sh
+#   QUALITY_ONLY=1 DETACH=1 LIVEDOOR_SECONDS=690 BUDGET=585 bash bench/gpu_session.sh
 #   COLLECT=1 BUDGET=200 bash bench/gpu_session.sh           # the next call, at once
 # DETACH=1 starts bench/livedoor.py in its own process session (it outlives the
 # call while the machine stays warm, about 30 s between calls) under $RUN, waits
 # until $BUDGET, then returns; COLLECT=1 waits for it to end and brings the results.
+# Only a root command's detached process survives the call; otherwise the run is inline.
 #
 # A machine without MeCab can be given a folder ($CARRY, default .devcarry) with
 # the fugashi wheel, the unidic-lite sdist and the matplotlib-fontja wheel; the
