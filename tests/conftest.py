@@ -15,3 +15,19 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"実データ {SHARED_DATA} がありません (../shared/data を置くと実行されます)")
     return SHARED_DATA
+
+
+@pytest.fixture
+def tiny_pretrained(tmp_path):
+    """save(tokenizer) -> a directory holding a randomly initialised tiny MLM BERT and
+    the tokenizer, in the layout `train` reads a pre-trained checkpoint from."""
+    from solutions.checkpoints import save_model
+    from solutions.config import BertConfig
+    from solutions.models import BertForMaskedLM
+
+    def save(tokenizer, directory=tmp_path / "pre"):
+        torch.manual_seed(0)
+        config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+                            num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
+        return save_model(BertForMaskedLM(config), directory, tokenizer)
+    return save

@@ -141,7 +141,7 @@ def test_unpad_packs_a_padded_batch_inside_the_model():
         fast.unpad = False
 
 
-def test_train_and_predict_with_unpad(tmp_path):
+def test_train_and_predict_with_unpad(tmp_path, tiny_pretrained):
     """train --unpad, then predict with and without --unpad: the same probabilities,
     and predict's micro-F1 (scikit-learn) is the one fine-tuning reported."""
     import json
@@ -151,18 +151,13 @@ def test_train_and_predict_with_unpad(tmp_path):
 
     from solutions.data import make_demo_corpus, split_train_dev
     from solutions.finetune import FinetuneSettings, finetune
-    from solutions.models import BertForMaskedLM
     from solutions.predict import predict_file
     from solutions.tokenization import Tokenizer, train_vocab
 
     records = make_demo_corpus(n_pages=200, seed=5)
     tokenizer = Tokenizer(train_vocab([r.title + "\n" + r.text for r in records], 600))
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
-    save_model(BertForMaskedLM(config), tmp_path / "pre", tokenizer)
     train, dev = split_train_dev(records, dev_fraction=0.25, seed=0)
-    summary = finetune(train, dev, tmp_path / "pre", tmp_path / "ft",
+    summary = finetune(train, dev, tiny_pretrained(tokenizer), tmp_path / "ft",
                        FinetuneSettings(epochs=2, lr=3e-3, max_length=40, unpad=True, multi_label=False,
                                         device="cpu", keep_state=False))
     outputs = {}

@@ -9,12 +9,9 @@ from hypothesis import strategies as st
 from sklearn.metrics import f1_score
 from sklearn.preprocessing import MultiLabelBinarizer
 
-from solutions.checkpoints import save_model
-from solutions.config import BertConfig
 from solutions.data import make_demo_corpus, split_train_dev
 from solutions.encoding import encode_records, window_starts
 from solutions.finetune import FinetuneSettings, finetune, record_probabilities
-from solutions.models import BertForMaskedLM
 from solutions.predict import predict_file
 from solutions.tokenization import CLS_ID, SEP_ID, Tokenizer, train_vocab
 
@@ -81,13 +78,9 @@ def test_record_probabilities_are_the_mean_of_their_windows():
     np.testing.assert_allclose(got, expected, rtol=1e-6)
 
 
-def test_trained_with_windows_predict_reads_pages_the_same_way(tmp_path, records, tokenizer):
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
-    save_model(BertForMaskedLM(config), tmp_path / "pre", tokenizer)
+def test_trained_with_windows_predict_reads_pages_the_same_way(tmp_path, records, tokenizer, tiny_pretrained):
     train, dev = split_train_dev(records, dev_fraction=0.25, seed=0)
-    summary = finetune(train, dev, tmp_path / "pre", tmp_path / "ft",
+    summary = finetune(train, dev, tiny_pretrained(tokenizer), tmp_path / "ft",
                        FinetuneSettings(epochs=2, lr=3e-3, max_length=24, windows=4, multi_label=False,
                                         device="cpu", keep_state=False))
     saved = json.loads((tmp_path / "ft" / "best" / "config.json").read_text())
