@@ -45,11 +45,12 @@ def compile_layers(model, dynamic: bool | None = None, backend: str = "inductor"
     compilation"): every layer runs the same code, so one compiled graph serves
     all of them and compiling takes seconds, not a minute. dynamic=True: one
     graph for all sequence lengths (length-bucketed batches). The fast classifier
-    (solutions.fast) runs its layers through a function, compiled the same way."""
-    for layer in model.bert.layers:
-        layer.compile(dynamic=dynamic, backend=backend)
+    (solutions.fast) runs its layers through one function, which is compiled instead."""
     if hasattr(model, "run_layer"):
         model.run_layer = torch.compile(model.run_layer, dynamic=dynamic, backend=backend)
+        return model
+    for layer in model.bert.layers:
+        layer.compile(dynamic=dynamic, backend=backend)
     return model
 
 
