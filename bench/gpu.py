@@ -325,17 +325,16 @@ def predict_transformers(model, tokenizer, titles, texts, batch_size, max_length
 
 @torch.inference_mode()
 def predict_ours(model, tokenizer, titles, texts, batch_size, max_length, device):
-    """Our pipeline, as `predict` runs it: batch tokenization with worker processes
-    (solutions.encoding.encode_records), then length-sorted batches
-    (solutions.finetune.predict_label_sets)."""
+    """Our pipeline, as `predict` runs it (solutions.predict.probabilities_by_chunk):
+    tokenizer processes started once, the next chunk tokenized while the GPU works
+    on this one, length-sorted batches."""
     from solutions.data import Record
-    from solutions.encoding import encode_records
-    from solutions.finetune import predict_label_sets
+    from solutions.predict import probabilities_by_chunk
 
     pages = [Record(str(i), title, text, []) for i, (title, text) in enumerate(zip(titles, texts))]
-    encoded = encode_records(tokenizer, pages, max_length, workers=WORKERS)
-    probs, _ = predict_label_sets(model, encoded, batch_size, device, multi_label=False)
-    return torch.stack(probs)
+    chunks = probabilities_by_chunk(model, tokenizer, pages, batch_size=batch_size, max_length=max_length,
+                                    device=device, workers=WORKERS)
+    return torch.stack([p for _, probs, _ in chunks for p in probs])
 
 
 def prediction_section(archive, sizes, n_labels, device, pages: int, limit):
@@ -398,6 +397,11 @@ def main(argv=None):
     p.add_argument("--only", help="comma-separated sections: fixed512,whole,first,predict,fixed128")
     p.add_argument("--predict-pages", type=int, help="pages for the prediction section (default 20000 GPU / 200 CPU)")
     args = p.parse_args(argv)
+    sections = {"fixed512", "whole", "first", "predict", "fixed128"}
+    wanted = set(args.only.split(",")) if args.only else sections
+    if wanted - sections:
+        p.error(f"--only: unknown section(s) {', '.join(sorted(wanted - sections))}; "
+                f"choose from {', '.join(sorted(sections))}")
 
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
@@ -417,7 +421,6 @@ def main(argv=None):
 
     began = time.perf_counter()
     shapes = [(32, 512), (128, 128)] if gpu else [(4, 64), (8, 32)]
-    wanted = set(args.only.split(",")) if args.only else {"fixed512", "whole", "first", "predict", "fixed128"}
     if "fixed512" in wanted:
         fixed_section(*shapes[0], sizes, args.labels, device, steps, allow_compile, args.extra)
 

@@ -15,9 +15,9 @@ WORKERS = min(8, os.cpu_count() or 1)
 
 
 def encode_records(tokenizer, records, max_length: int, cache_dir: Path | None = None, workers: int = 1,
-                   windows: int = 1):
+                   windows: int = 1, pool=None):
     """Token ids and segment ids for each record, without padding
-    (with `workers` tokenizer processes).
+    (with `workers` tokenizer processes, or those of `pool`: Tokenizer.worker_pool).
 
     windows > 1: a text too long for one sequence is read in up to `windows`
     chunks, each an example "[CLS] title [SEP] chunk [SEP]". "record" gives the
@@ -34,10 +34,11 @@ def encode_records(tokenizer, records, max_length: int, cache_dir: Path | None =
         if cache.exists():
             return torch.load(cache, weights_only=True)
     if windows > 1:
-        ids = tokenizer.ids_of_texts(titles + texts, workers)
+        ids = tokenizer.ids_of_texts(titles + texts, workers, pool=pool)
         result = window_features(ids[:len(titles)], ids[len(titles):], max_length, windows)
     else:
-        encoded = tokenizer.encode_batch(titles, texts, max_length=max_length, padding=False, workers=workers)
+        encoded = tokenizer.encode_batch(titles, texts, max_length=max_length, padding=False, workers=workers,
+                                         pool=pool)
         result = {"input_ids": encoded["input_ids"], "token_type_ids": encoded["token_type_ids"],
                   "record": list(range(len(records)))}
     if cache is not None:

@@ -74,17 +74,25 @@ def predict_label_sets(model, encoded, batch_size: int, device, multi_label: boo
 
 @torch.no_grad()
 def window_probabilities(model, encoded, batch_size: int, device, multi_label: bool, progress=False):
-    """Label probabilities of every example (window), as one CPU tensor."""
+    """Label probabilities of every example (window), as one CPU tensor.
+
+    They stay on the device until the last batch: copying each batch back would
+    make the CPU wait for the GPU, and the GPU then waits while the CPU pads the
+    next batch."""
     model.eval()
     lengths = [len(x) for x in encoded["input_ids"]]
-    out = torch.zeros(len(lengths), len(model.config.labels))
+    parts, order = [], []
     for batch_idx in tqdm(sorted_batches(lengths, batch_size), desc="予測",
                           **({} if progress else {"disable": True})):
         batch = pad_batch([encoded["input_ids"][i] for i in batch_idx], 0,
                           [encoded["token_type_ids"][i] for i in batch_idx])
         with T.autocast(device):
             logits = model(**T.batch_to_device(batch, device))["logits"]
-        out[batch_idx] = label_probabilities(logits.float(), multi_label).cpu()  # one copy per batch
+        parts.append(label_probabilities(logits.float(), multi_label))
+        order += batch_idx
+    out = torch.zeros(len(lengths), len(model.config.labels))
+    if parts:
+        out[order] = torch.cat(parts).cpu()  # one copy, back in input order
     return out
 
 

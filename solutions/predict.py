@@ -1,9 +1,12 @@
 """Predicting labels for a stream of pages, written as a submission file."""
 from __future__ import annotations
 
+import contextlib
 import itertools
 import re
 import sys
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 from tqdm.auto import tqdm
 
@@ -30,21 +33,60 @@ def chunks(iterable, size: int):
         yield chunk
 
 
-def predictions(model, tokenizer, records, *, batch_size=64, max_length=256, device,
-                threshold=0.5, chunk_size=10_000, windows=None):
-    """Yield (record, [(label, probability), ...]) in input order.
+def prefetched(chunks, encode, background=None):
+    """(chunk, encode(chunk)) for each chunk, in order. With a `background`
+    executor the next chunk is already being encoded while the caller works on
+    this one; without, each is encoded when it is needed."""
+    chunks = iter(chunks)
+    chunk = next(chunks, None)
+    pending = start(encode, chunk, background)
+    while chunk is not None:
+        encoded = pending()
+        following = next(chunks, None)
+        pending = start(encode, following, background)
+        yield chunk, encoded
+        chunk = following
 
-    Pages are read `chunk_size` at a time; inside a chunk they are sorted by
-    length into batches (little padding), and put back in order afterwards.
+
+def start(encode, chunk, background):
+    """A function that returns encode(chunk): running in the background from now
+    on, or (without an executor) run when called."""
+    if background is None:
+        return partial(encode, chunk)
+    return background.submit(encode, chunk).result
+
+
+def probabilities_by_chunk(model, tokenizer, records, *, batch_size=64, max_length=256, device,
+                           threshold=0.5, chunk_size=2_000, windows=None, workers=WORKERS):
+    """Yield (pages, probabilities, chosen label indices), `chunk_size` pages at a time.
+
+    Inside a chunk, pages are sorted by length into batches (little padding).
+    `workers` tokenizer processes are started once. On a GPU they already
+    tokenize the next chunk while the GPU works on this one; on a CPU the model
+    keeps every core busy, so tokenizing alongside it would only slow it down.
     windows: chunks per long page (None: as the model was fine-tuned).
     """
-    labels = model.config.labels
     windows = windows or model.config.windows
+    overlap = ThreadPoolExecutor(1) if device.type == "cuda" else contextlib.nullcontext()
+    with tokenizer.worker_pool(workers if workers > 1 else 0) as pool, overlap as background:
+        encode = partial(encode_records, tokenizer, max_length=max_length, windows=windows, pool=pool)
+        for chunk, encoded in prefetched(chunks(records, chunk_size), encode, background):
+            probs, chosen = predict_label_sets(model, encoded, batch_size, device,
+                                               model.config.multi_label, threshold)
+            yield chunk, probs, chosen
+
+
+def predictions(model, tokenizer, records, *, batch_size=64, max_length=256, device,
+                threshold=0.5, chunk_size=2_000, windows=None):
+    """Yield (record, [(label, probability), ...]) in input order.
+
+    Pages are read `chunk_size` at a time, so memory stays bounded on huge inputs
+    (see probabilities_by_chunk)."""
+    labels = model.config.labels
     bar = tqdm(desc="予測", unit="ページ")
-    for chunk in chunks(records, chunk_size):
-        encoded = encode_records(tokenizer, chunk, max_length, workers=WORKERS, windows=windows)
-        probs, chosen = predict_label_sets(model, encoded, batch_size, device,
-                                           model.config.multi_label, threshold)
+    for chunk, probs, chosen in probabilities_by_chunk(
+            model, tokenizer, records, batch_size=batch_size, max_length=max_length, device=device,
+            threshold=threshold, chunk_size=chunk_size, windows=windows):
         for record, p, c in zip(chunk, probs, chosen):
             yield record, [(labels[i], round(float(p[i]), 4)) for i in c]
         bar.update(len(chunk))
@@ -53,7 +95,7 @@ def predictions(model, tokenizer, records, *, batch_size=64, max_length=256, dev
 
 def predict_file(checkpoint, records, output_path, *, output_format="auto", system="MyBERT",
                  yyyymm=None, batch_size=64, max_length=256, device="auto", threshold=0.5,
-                 chunk_size=10_000, windows=None, unpad=False) -> dict:
+                 chunk_size=2_000, windows=None, unpad=False) -> dict:
     """Write predictions for `records` (any iterable of Record) to output_path.
 
     output_format: "shinra" (the SHINRA submission), "simple"

@@ -288,7 +288,8 @@ class Tokenizer:
     # --- the fast path
 
     def encode_batch(self, texts, pairs=None, max_length: int = 512, truncation: bool = True,
-                     padding="longest", workers: int | None = None, return_tensors=None) -> dict:
+                     padding="longest", workers: int | None = None, return_tensors=None,
+                     pool=None) -> dict:
         """Many texts (and optional pairs) at once: the same ids as `encode`, faster.
 
         What makes it fast (measured with bench/tokenizer_speed.py):
@@ -299,7 +300,8 @@ class Tokenizer:
         - with truncation, MeCab reads only the start of a long text (leading_ids);
         - with `workers` > 1, this process and `workers` - 1 others share the
           texts, one MeCab each. Starting processes costs some time, so it
-          pays off for thousands of texts.
+          pays off for thousands of texts. A `pool` from `worker_pool` is
+          started once and serves many calls; all the work is then done there.
 
         padding: "longest" (to the longest in the batch), "max_length" or False.
         Returns a dict of lists, or of torch tensors with return_tensors="pt".
@@ -312,7 +314,7 @@ class Tokenizer:
         with gc_paused():
             # A truncated text needs no more than max_length of its tokens: read only those.
             all_ids = self.ids_of_texts(list(texts) + list(pairs or []), workers,
-                                        max_tokens=max_length if truncation else None)
+                                        max_tokens=max_length if truncation else None, pool=pool)
             first, second = all_ids[:len(texts)], all_ids[len(texts):]
             if pairs is None:
                 second = [None] * len(texts)
@@ -321,22 +323,36 @@ class Tokenizer:
         return to_tensors(batch, padding) if return_tensors == "pt" else batch
 
     def ids_of_texts(self, texts: list[str], workers: int | None = None,
-                     max_tokens: int | None = None) -> list[list[int]]:
+                     max_tokens: int | None = None, pool=None) -> list[list[int]]:
         """Token ids of each text, without special tokens; with `max_tokens`, only
         the first max_tokens of each (see leading_ids).
 
         With `workers` > 1, this process takes the first 1/workers of the texts
         and `workers` - 1 new processes share the rest, at the same time.
+        With a `pool` (see worker_pool), its processes take them all.
         """
+        run = partial(_worker_ids, max_tokens=max_tokens)
+        if pool is not None:  # this process only waits (another thread may be feeding a GPU)
+            return pool.map(run, texts, chunksize=max(1, min(256, len(texts) // 64)))
         workers = workers or 1
         if workers <= 1 or len(texts) < 64 * workers:  # too few to pay for starting processes
             return [self.leading_ids(text, max_tokens) for text in texts]
         share = len(texts) // workers
         chunksize = max(1, min(256, len(texts) // (8 * workers)))
-        with multiprocessing.Pool(workers - 1, initializer=_start_worker, initargs=(self.vocab,)) as pool:
-            others = pool.map_async(partial(_worker_ids, max_tokens=max_tokens), texts[share:], chunksize=chunksize)
+        with self.worker_pool(workers - 1) as others:
+            theirs = others.map_async(run, texts[share:], chunksize=chunksize)
             mine = [self.leading_ids(text, max_tokens) for text in texts[:share]]
-            return mine + others.get()
+            return mine + theirs.get()
+
+    @contextmanager
+    def worker_pool(self, workers: int):
+        """`workers` processes, each with its own copy of this tokenizer, for
+        `ids_of_texts(pool=...)`: one start for many calls. None when workers < 1."""
+        if workers < 1:
+            yield None
+            return
+        with multiprocessing.Pool(workers, initializer=_start_worker, initargs=(self.vocab,)) as pool:
+            yield pool
 
     def leading_ids(self, text: str, n_tokens: int | None) -> list[int]:
         """fast_ids(text)[:n_tokens], reading only as much of a long text as that takes.

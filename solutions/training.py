@@ -37,7 +37,16 @@ def batch_to_device(batch: dict, device: torch.device) -> dict:
     mask = batch.get("attention_mask")
     if mask is not None and bool(mask.all()):
         batch = {k: v for k, v in batch.items() if k != "attention_mask"}
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    return {k: to_device(v, device) for k, v in batch.items()}
+
+
+def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Copy to the device without waiting for the GPU. From ordinary (pageable)
+    memory CUDA first waits until all earlier GPU work is done; from page-locked
+    ("pinned") memory the copy just joins the queue, and the CPU goes on."""
+    if device.type == "cuda":
+        tensor = tensor.pin_memory()
+    return tensor.to(device, non_blocking=True)
 
 
 def compile_layers(model, dynamic: bool | None = None, backend: str = "inductor"):

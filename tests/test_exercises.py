@@ -66,6 +66,32 @@ def test_student_notebook_has_no_solution_and_no_hidden_test(name):
     assert nbgrader(first_code).get("locked"), "the first code cell (setup, Colab installs) is given code"
 
 
+def undefined_names(cells) -> list[str]:
+    """Names a notebook's code uses but never defines, read in cell order (pyflakes)."""
+    from pyflakes.checker import Checker
+    from pyflakes.messages import UndefinedName
+
+    code = "\n\n".join(c.source for c in cells if c.cell_type == "code")
+    tree = ast.parse(code)
+    return sorted({str(m.message_args[0]) for m in Checker(tree).messages if isinstance(m, UndefinedName)})
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_pasted_code_brings_every_name_it_uses(name):
+    """Given code pasted from solutions/ must bring its helpers along: a missing
+    one fails only when the student runs the cell."""
+    instructor, _ = build_instructor_notebook(name)
+    assert undefined_names(instructor.cells) == []
+    student = nbformat.read(EXERCISES_DIR / f"{name}.ipynb", as_version=4)
+    assert undefined_names(student.cells) == []
+
+
+def test_the_undefined_name_check_sees_a_missing_helper():
+    cells = [nbformat.v4.new_code_cell("def f(x):\n    return helper(x)"),
+             nbformat.v4.new_code_cell("import math\nprint(f(math.pi))")]
+    assert undefined_names(cells) == ["helper"]
+
+
 def test_committed_notebooks_match_the_generator():
     """The drift test: regenerate every student notebook and compare with exercises/."""
     problems = drift()

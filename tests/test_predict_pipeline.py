@@ -1,0 +1,135 @@
+"""Prediction as a pipeline: tokenizer processes started once, the next chunk
+tokenized while the model works on this one, and the same probabilities as
+the reference model run page by page."""
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+
+import pytest
+import torch
+
+from solutions.config import BertConfig
+from solutions.data import make_demo_corpus
+from solutions.encoding import encode_records
+from solutions.fast import FastBertForSequenceClassification
+from solutions.models import BertForSequenceClassification
+from solutions.predict import prefetched, probabilities_by_chunk
+from solutions.tokenization import Tokenizer, train_vocab
+
+
+@pytest.fixture(scope="module")
+def records():
+    """Pages of many lengths, so that sorting them into batches reorders them."""
+    pages = make_demo_corpus(n_pages=120, seed=7)
+    return [replace(r, text=r.text[:(37 * i) % 90]) for i, r in enumerate(pages)]
+
+
+@pytest.fixture(scope="module")
+def tokenizer(records):
+    return Tokenizer(train_vocab([r.title + "\n" + r.text for r in records], 600))
+
+
+@pytest.fixture(scope="module")
+def model(tokenizer):
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=64,
+                        labels=[f"L{i}" for i in range(5)])
+    return FastBertForSequenceClassification(config).eval()
+
+
+def test_prefetched_encodes_the_next_chunk_while_the_caller_works():
+    encoded_first = []
+    next_one_started = threading.Event()
+
+    def encode(chunk):
+        encoded_first.append(chunk[0])
+        if chunk[0] == 2:
+            next_one_started.set()
+        return [10 * x for x in chunk]
+
+    with ThreadPoolExecutor(1) as background:
+        stream = prefetched(iter([[0, 1], [2, 3], [4]]), encode, background)
+        assert next(stream) == ([0, 1], [0, 10])
+        # the caller still holds the first chunk: the second is being encoded already
+        assert next_one_started.wait(10)
+        assert list(stream) == [([2, 3], [20, 30]), ([4], [40])]
+    assert encoded_first == [0, 2, 4]  # each chunk once, in order
+
+
+def test_prefetched_without_an_executor_encodes_each_chunk_when_it_is_needed():
+    encoded = []
+
+    def encode(chunk):
+        encoded.append(chunk[0])
+        return chunk
+
+    stream = prefetched([[0], [1], [2]], encode)
+    assert next(stream) == ([0], [0])
+    assert encoded == [0]
+    assert list(stream) == [([1], [1]), ([2], [2])]
+    assert encoded == [0, 1, 2]
+
+
+@pytest.mark.parametrize("in_background", [True, False])
+def test_prefetched_passes_errors_on_at_the_chunk_that_failed(in_background):
+    def encode(chunk):
+        if chunk == ["bad"]:
+            raise ValueError("chunk 2 is malformed")
+        return chunk
+
+    with ThreadPoolExecutor(1) as executor:
+        background = executor if in_background else None
+        stream = prefetched([["ok"], ["bad"]], encode, background)
+        assert next(stream) == (["ok"], ["ok"])  # the chunk before it is not lost
+        with pytest.raises(ValueError, match="chunk 2"):
+            next(stream)
+        assert list(prefetched([], encode, background)) == []
+
+
+def test_a_worker_pool_gives_the_ids_of_one_process(records, tokenizer):
+    texts = [r.text for r in records]
+    expected = [tokenizer.leading_ids(t, 30) for t in texts]
+    with tokenizer.worker_pool(2) as pool:
+        assert tokenizer.ids_of_texts(texts, max_tokens=30, pool=pool) == expected
+        # one pool serves many calls
+        assert tokenizer.ids_of_texts(texts[:5], pool=pool) == [tokenizer.fast_ids(t) for t in texts[:5]]
+        encoded = encode_records(tokenizer, records, 32, pool=pool)
+    assert encoded == encode_records(tokenizer, records, 32)
+
+
+def reference_probabilities(model, tokenizer, records, max_length):
+    """Each page alone, unpadded, through the reference classifier (not the fast one)."""
+    reference = BertForSequenceClassification(model.config).eval()
+    reference.load_state_dict(model.state_dict())
+    rows = []
+    with torch.no_grad():
+        for r in records:
+            features = tokenizer.encode(r.title, r.text, max_length=max_length)
+            ids = torch.tensor([features["input_ids"]])
+            segments = torch.tensor([features["token_type_ids"]])
+            rows.append(reference(ids, token_type_ids=segments)["logits"].softmax(-1)[0])
+    return torch.stack(rows)
+
+
+@pytest.mark.parametrize("chunk_size, workers", [(17, 2), (10_000, 1)])
+def test_pipeline_probabilities_are_those_of_each_page_alone(records, tokenizer, model, chunk_size, workers):
+    expected = reference_probabilities(model, tokenizer, records, 40)
+    assert len({len(tokenizer.encode(r.title, r.text, max_length=40)["input_ids"]) for r in records}) > 10
+    pages_read = []
+
+    def stream():  # a lazy input: the pipeline must not read it all at once
+        for r in records:
+            pages_read.append(r)
+            yield r
+
+    chunks = probabilities_by_chunk(model, tokenizer, stream(), batch_size=8, max_length=40,
+                                    device=torch.device("cpu"), chunk_size=chunk_size, workers=workers)
+    pages, probs = [], []
+    for chunk, chunk_probs, chosen in chunks:
+        assert len(pages_read) <= len(pages) + 2 * chunk_size  # this chunk and the next, no more
+        assert [c for c in chosen] == [[int(p.argmax())] for p in chunk_probs]
+        pages += chunk
+        probs += chunk_probs
+    assert [p.page_id for p in pages] == [r.page_id for r in records]  # input order kept
+    torch.testing.assert_close(torch.stack(probs), expected, atol=1e-5, rtol=1e-4)
