@@ -24,3 +24,15 @@ def test_gpu_benchmark_smoke_on_cpu(shared_data):
     # Length bucketing leaves less padding than shuffled pad-to-longest batches.
     assert ours_first["real_token_share"] > theirs_first["real_token_share"]
     assert all(x["seq_per_s"] > 0 for x in lines if "seq_per_s" in x)
+
+
+def test_extra_variants_smoke_on_cpu(shared_data):
+    """--extra: ours on batches padded to a multiple of 64 tokens (cuDNN's attention on a GPU)."""
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu.py"), "--device", "cpu", "--steps", "2",
+                             "--limit", "40", "--labels", "9", "--only", "first", "--extra"],
+                            capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = {x["variant"]: x for x in map(json.loads, result.stdout.splitlines()) if "variant" in x}
+    assert lines["ours+cudnn64"]["seq_per_s"] > 0
+    # the same articles, more padding: every batch is padded up to a multiple of 64
+    assert lines["ours+cudnn64"]["real_token_share"] < lines["ours"]["real_token_share"]
