@@ -33,16 +33,16 @@ def chunks(iterable, size: int):
         yield chunk
 
 
-def prefetched(chunks, encode, background=None):
-    """(chunk, encode(chunk)) for each chunk, in order. With a `background`
-    executor the next chunk is already being encoded while the caller works on
-    this one; without, each is encoded when it is needed."""
-    chunks = iter(chunks)
-    chunk = next(chunks, None)
+def prefetched(pieces, encode, background=None):
+    """(chunk, encode(chunk)) for each chunk of `pieces`, in order. With a
+    `background` executor the next chunk is already being encoded while the
+    caller works on this one; without, each is encoded when it is needed."""
+    pieces = iter(pieces)
+    chunk = next(pieces, None)
     pending = start(encode, chunk, background)
     while chunk is not None:
         encoded = pending()
-        following = next(chunks, None)
+        following = next(pieces, None)
         pending = start(encode, following, background)
         yield chunk, encoded
         chunk = following
