@@ -44,7 +44,7 @@ def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
     """Copy to the device without waiting for the GPU. From ordinary (pageable)
     memory CUDA first waits until all earlier GPU work is done; from page-locked
     ("pinned") memory the copy just joins the queue, and the CPU goes on."""
-    if device.type == "cuda":
+    if device.type == "cuda" and tensor.device.type == "cpu":
         tensor = tensor.pin_memory()
     return tensor.to(device, non_blocking=True)
 

@@ -45,6 +45,17 @@ def test_batch_to_device_drops_only_masks_without_padding():
     assert torch.equal(moved["attention_mask"], padded["attention_mask"])
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="GPU がありません")
+def test_to_device_copies_from_pinned_memory_and_leaves_gpu_tensors_alone():
+    from solutions.training import to_device
+
+    cpu = torch.arange(1000)
+    on_gpu = to_device(cpu, torch.device("cuda"))
+    torch.cuda.synchronize()
+    assert on_gpu.is_cuda and torch.equal(on_gpu.cpu(), cpu)
+    assert to_device(on_gpu, torch.device("cuda")) is on_gpu  # pin_memory() would refuse it
+
+
 def classifier(dropout=0.0):
     torch.manual_seed(1)
     return BertForSequenceClassification(BertConfig(**TINY, labels=LABELS, hidden_dropout_prob=dropout,
