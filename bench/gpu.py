@@ -328,6 +328,22 @@ def real_length_section(part, lengths, sizes, labels, device, steps, allow_compi
                                                      "mean_len": round(mean_len, 1)})
         release(device)
     ratio_line(section, results)
+    unpad_check(section, max(our_batches, key=lambda b: int((b["attention_mask"] == 0).sum())), sizes, labels,
+                device)
+
+
+@torch.no_grad()
+def unpad_check(section, batch, sizes, labels, device):
+    """The same logits with and without [PAD] in the computation, on this device's kernels."""
+    model = build("ours", sizes, labels, device).eval()
+    logits = {}
+    for unpad in (False, True):
+        model.unpad = unpad
+        with autocast(device):
+            logits[unpad] = logits_of(model(**move(batch, device, ours=True))).float()
+    emit(section=section, check="unpad_same_logits", pads=int((batch["attention_mask"] == 0).sum()),
+         max_abs_diff=float(f"{(logits[True] - logits[False]).abs().max().item():.2e}"),
+         same_argmax=bool(torch.equal(logits[True].argmax(-1), logits[False].argmax(-1))))
 
 
 @torch.inference_mode()

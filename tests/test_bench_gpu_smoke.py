@@ -24,6 +24,9 @@ def test_gpu_benchmark_smoke_on_cpu(shared_data):
     # Length bucketing leaves less padding than shuffled pad-to-longest batches.
     assert ours_first["real_token_share"] > theirs_first["real_token_share"]
     assert all(x["seq_per_s"] > 0 for x in lines if "seq_per_s" in x)
+    checks = [x for x in lines if x.get("check") == "unpad_same_logits"]
+    assert len(checks) == 2 and all(x["same_argmax"] and x["max_abs_diff"] < 1e-4 for x in checks)
+    assert any(x["pads"] > 0 for x in checks)  # a batch with [PAD] to take out
 
 
 def test_extra_variants_smoke_on_cpu(shared_data):
