@@ -20,6 +20,7 @@ import json
 import multiprocessing
 import os
 import re
+import signal
 import unicodedata
 from contextlib import contextmanager
 from functools import lru_cache, partial
@@ -470,6 +471,10 @@ _worker_tokenizer: Tokenizer | None = None
 def _start_worker(vocab: dict[str, int]) -> None:
     global _worker_tokenizer
     _worker_tokenizer = Tokenizer(vocab)
+    # Ctrl-C reaches every process of the terminal. A worker that died of it would
+    # take its task with it, and whoever waits for that task would wait forever:
+    # only the main process stops, then closes the pool.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _worker_ids(text: str, max_tokens: int | None = None) -> list[int]:

@@ -1,7 +1,12 @@
 """Prediction as a pipeline: tokenizer processes started once, the next chunk
 tokenized while the model works on this one, and the same probabilities as
 the reference model run page by page."""
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
@@ -96,6 +101,40 @@ def test_a_worker_pool_gives_the_ids_of_one_process(records, tokenizer):
         assert tokenizer.ids_of_texts(texts[:5], pool=pool) == [tokenizer.fast_ids(t) for t in texts[:5]]
         encoded = encode_records(tokenizer, records, 32, pool=pool)
     assert encoded == encode_records(tokenizer, records, 32)
+
+
+CTRL_C_SCRIPT = """
+import time
+from concurrent.futures import ThreadPoolExecutor
+from solutions.data import make_demo_corpus
+from solutions.predict import prefetched
+from solutions.tokenization import Tokenizer, train_vocab
+
+texts = [r.text for r in make_demo_corpus(n_pages=100, seed=1)]
+tokenizer = Tokenizer(train_vocab(texts, 500))
+with tokenizer.worker_pool(2) as pool, ThreadPoolExecutor(1) as background:
+    print("ready", flush=True)
+    for chunk, ids in prefetched([texts * 30] * 50, lambda c: tokenizer.ids_of_texts(c, pool=pool), background):
+        time.sleep(0.2)  # the GPU's turn
+"""
+
+
+def test_ctrl_c_stops_a_pipeline_whose_workers_are_busy():
+    """Ctrl-C reaches every process of the terminal. Workers that died of it would
+    leave the background thread waiting for their tasks forever, and the main
+    process waiting for that thread."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    run = subprocess.Popen([sys.executable, "-c", CTRL_C_SCRIPT], cwd=root, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert run.stdout.readline().strip() == "ready"
+        time.sleep(2)  # the workers are tokenizing a chunk
+        os.killpg(run.pid, signal.SIGINT)  # as the terminal does: the whole process group
+        _, stderr = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+    assert run.returncode != 0 and "KeyboardInterrupt" in stderr
 
 
 def reference_probabilities(model, tokenizer, records, max_length):
