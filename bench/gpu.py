@@ -55,7 +55,13 @@ BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0}
 LIVEDOOR = Path(HERE).parent.parent / "shared" / "data" / "livedoor" / "ldcc-20140209-train80.tar.gz"
 
 
+STARTED = time.perf_counter()
+
+
 def emit(**record):
+    """One JSON line; elapsed_s: seconds since the start, so that the time of each
+    variant (and of a run without --extra) can be read off any run."""
+    record["elapsed_s"] = round(time.perf_counter() - STARTED, 1)
     print(json.dumps(record, ensure_ascii=False), flush=True)
 
 
