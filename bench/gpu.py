@@ -349,6 +349,7 @@ def unpad_check(section, batch, sizes, labels, device):
             logits[unpad] = logits_of(model(**move(batch, device, ours=True))).float()
     emit(section=section, check="unpad_same_logits", pads=int((batch["attention_mask"] == 0).sum()),
          max_abs_diff=float(f"{(logits[True] - logits[False]).abs().max().item():.2e}"),
+         max_abs_logit=float(f"{logits[False].abs().max().item():.2e}"),  # the scale (bf16: about 3 digits)
          same_argmax=bool(torch.equal(logits[True].argmax(-1), logits[False].argmax(-1))))
 
 
