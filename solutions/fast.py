@@ -37,9 +37,6 @@ class Packing:
     max_len: int           # the longest and the shortest sequence, kept on the CPU:
     min_len: int           # attention needs them, and would otherwise wait for the GPU
 
-    def to(self, device) -> "Packing":
-        return Packing(self.offsets.to(device, non_blocking=True), self.max_len, self.min_len)
-
     @property
     def first_rows(self) -> torch.Tensor:
         """The row of each sequence's first token ([CLS])."""

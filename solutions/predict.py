@@ -19,6 +19,7 @@ from .fast import FastBertForSequenceClassification
 from .tokenization import Tokenizer
 
 ENE_ID = re.compile(r"^\d+(\.\d+)*$")
+PAGES_PER_CHUNK = 2_000  # tokenized, sorted by length and predicted together
 
 
 def is_ene_label_set(labels) -> bool:
@@ -57,7 +58,7 @@ def start(encode, chunk, background):
 
 
 def probabilities_by_chunk(model, tokenizer, records, *, batch_size=64, max_length=256, device,
-                           threshold=0.5, chunk_size=2_000, windows=None, workers=WORKERS):
+                           threshold=0.5, chunk_size=PAGES_PER_CHUNK, windows=None, workers=WORKERS):
     """Yield (pages, probabilities, chosen label indices), `chunk_size` pages at a time.
 
     Inside a chunk, pages are sorted by length into batches (little padding).
@@ -77,7 +78,7 @@ def probabilities_by_chunk(model, tokenizer, records, *, batch_size=64, max_leng
 
 
 def predictions(model, tokenizer, records, *, batch_size=64, max_length=256, device,
-                threshold=0.5, chunk_size=2_000, windows=None):
+                threshold=0.5, chunk_size=PAGES_PER_CHUNK, windows=None):
     """Yield (record, [(label, probability), ...]) in input order.
 
     Pages are read `chunk_size` at a time, so memory stays bounded on huge inputs
@@ -95,7 +96,7 @@ def predictions(model, tokenizer, records, *, batch_size=64, max_length=256, dev
 
 def predict_file(checkpoint, records, output_path, *, output_format="auto", system="MyBERT",
                  yyyymm=None, batch_size=64, max_length=256, device="auto", threshold=0.5,
-                 chunk_size=2_000, windows=None, unpad=False) -> dict:
+                 chunk_size=PAGES_PER_CHUNK, windows=None, unpad=False) -> dict:
     """Write predictions for `records` (any iterable of Record) to output_path.
 
     output_format: "shinra" (the SHINRA submission), "simple"
