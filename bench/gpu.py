@@ -11,7 +11,7 @@ lengths, not on the ids, so the batches hold random ids of those lengths.
 
 Sections, most important first (a run cut short keeps what it printed):
 fixed 32 x 512, livedoor whole articles, livedoor title + first paragraph,
-prediction with tokenization, fixed 128 x 128; with --extra, last, ours compiled
+fixed 128 x 128, prediction with tokenization; with --extra, last, ours compiled
 as a whole model at 32 x 512 (and a second ratio line for that section). "ours" is the classifier `train`
 uses (solutions.fast: the last layer at [CLS] only); "+unpad" packs each batch
 without [PAD] (`train --unpad`); "+compile" is torch.compile(model) for
@@ -20,7 +20,8 @@ real-length sections only ours is compiled (dynamic shapes), as `train --compile
 does, and transformers runs as its users run it: sdpa, shuffled batches padded
 to their longest member. There every variant first makes one untimed pass over
 the batches it is timed on (compiling, for a compiled one: "warmup_s"), so the
-figures are those of a long training run.
+figures are those of a long training run. --profile N profiles N more steps of
+each fixed-length variant: where the device's time goes, by kind of kernel.
 """
 from __future__ import annotations
 
@@ -125,15 +126,25 @@ def logits_of(out):
 
 
 def train_throughput(model, batches, device, steps: int, *, ours: bool, compiled=False, dynamic=None,
-                     warmup: int = 3) -> dict:
+                     warmup: int = 3, profile_steps: int = 0) -> dict:
     """Sequences/s and real tokens/s of full training steps (forward, backward, AdamW),
-    timed after `warmup` untimed steps (their seconds: warmup_s)."""
+    timed after `warmup` untimed steps (their seconds: warmup_s). profile_steps:
+    then that many more steps under the profiler ("profile", not timed)."""
     from torch._dynamo.utils import counters
 
     counters.clear()
     step_model = prepare(model, ours, compiled, dynamic)
     optimizer = make_optimizer(model, 1e-5, 0.01, device)
     model.train()
+
+    def step(batch):
+        with autocast(device):
+            logits = logits_of(step_model(**move(batch, device, ours)))
+        loss = torch.nn.functional.cross_entropy(logits.float(), batch["labels"].to(device))
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     seqs = tokens = 0
@@ -143,12 +154,7 @@ def train_throughput(model, batches, device, steps: int, *, ours: bool, compiled
             sync(device)
             start, seqs, tokens = time.perf_counter(), 0, 0
         batch = batches[i % len(batches)]
-        with autocast(device):
-            logits = logits_of(step_model(**move(batch, device, ours)))
-        loss = torch.nn.functional.cross_entropy(logits.float(), batch["labels"].to(device))
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        step(batch)
         seqs += len(batch["labels"])
         tokens += int(batch["attention_mask"].sum())
     sync(device)
@@ -159,7 +165,58 @@ def train_throughput(model, batches, device, steps: int, *, ours: bool, compiled
     if compiled:  # what torch.compile made of it: a graph break or a recompilation costs speed
         result["compiled_graphs"] = counters["stats"]["unique_graphs"]
         result["graph_breaks"] = sum(counters["graph_break"].values())
+    if profile_steps:
+        try:
+            result["profile"] = time_by_kernel(lambda i: step(batches[i % len(batches)]), profile_steps, device)
+        except Exception as e:  # noqa: BLE001 (a profiler failure must not lose the timing)
+            result["profile"] = {"error": f"{type(e).__name__}: {e}"[:300]}
     return result
+
+
+# Kinds of kernel (or of CPU operator, on a CPU), by name; the first match wins.
+KERNEL_KINDS = [("attention", ("flash", "fmha", "sdpa", "attention", "cudnn")),
+                ("optimizer", ("adam", "multi_tensor", "foreach")),
+                ("matmul", ("gemm", "nvjet", "cutlass", "xmma", "cublas", "aten::mm", "aten::addmm", "aten::bmm")),
+                ("compiled", ("triton",)),
+                ("embedding", ("embedding", "index", "scatter", "gather", "sort", "radix")),
+                ("norm", ("layer_norm", "layernorm")), ("dropout", ("dropout", "bernoulli")),
+                ("softmax", ("softmax",)), ("copy", ("memcpy", "memset", "copy")),
+                ("elementwise", ("elementwise", "reduce_kernel"))]
+
+
+def kernel_kind(name: str) -> str:
+    lower = name.lower()
+    return next((kind for kind, keys in KERNEL_KINDS if any(k in lower for k in keys)), "other")
+
+
+def time_by_kernel(run_step, steps: int, device, top: int = 8) -> dict:
+    """Where a step's time goes on the device: busy milliseconds per step by kind of
+    kernel, and the costliest kernels. Busy time well under the step's time means the
+    device waits for the CPU. On a CPU: self time of the operators instead."""
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    on_gpu = device.type == "cuda"
+    sync(device)
+    with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_gpu else [])) as prof:
+        start = time.perf_counter()
+        for i in range(steps):
+            run_step(i)
+        sync(device)
+        wall = time.perf_counter() - start
+    if on_gpu:
+        events = [(e.key, e.self_device_time_total, e.count) for e in prof.key_averages()
+                  if e.device_type == DeviceType.CUDA]
+    else:
+        events = [(e.key, e.self_cpu_time_total, e.count) for e in prof.key_averages()]
+    ms = {name: us / 1000 / steps for name, us, _ in events}
+    by_kind = {}
+    for name, t in ms.items():
+        by_kind[kernel_kind(name)] = by_kind.get(kernel_kind(name), 0.0) + t
+    costliest = sorted(events, key=lambda e: -e[1])[:top]
+    return {"steps": steps, "step_ms": round(1000 * wall / steps, 2), "busy_ms": round(sum(ms.values()), 2),
+            "by_kind_ms": {k: round(v, 2) for k, v in sorted(by_kind.items(), key=lambda kv: -kv[1])},
+            "top": [[name[:80], round(us / 1000 / steps, 3), count // steps] for name, us, count in costliest]}
 
 
 def sync(device):
@@ -278,8 +335,9 @@ FIXED_EXTRA = [("ours+compile-model", "ours", "model"), ("ours+compile-model+cud
 
 
 def fixed_section(batch, seq, sizes, labels, device, steps, allow_compile, variants=FIXED_VARIANTS,
-                  earlier: dict | None = None) -> dict:
-    """earlier: this section's results from a previous pass, for the ratio line."""
+                  earlier: dict | None = None, profile: int = 0) -> dict:
+    """earlier: this section's results from a previous pass, for the ratio line.
+    profile: steps per variant to profile after the timed ones (0: none)."""
     section, results = f"train_fixed_{batch}x{seq}", dict(earlier or {})
     data = fixed_batches(batch, seq, sizes["vocab_size"], labels)
     for name, kind, compiled in variants:
@@ -291,7 +349,7 @@ def fixed_section(batch, seq, sizes, labels, device, steps, allow_compile, varia
             with cudnn_attention_allowed(name.endswith("+cudnn")):
                 # dynamic=False: one fixed shape, static kernels
                 out = train_throughput(model, data, device, steps, ours=kind == "ours", compiled=compiled,
-                                       dynamic=False)
+                                       dynamic=False, profile_steps=profile)
             return add_flops(out, sizes, seq, device)
         results[name] = measure(section, name, run)
         release(device)
@@ -438,7 +496,11 @@ def main(argv=None):
     p.add_argument("--limit", type=int, help="livedoor articles to use (default all on GPU, 200 on CPU)")
     p.add_argument("--lengths", help="JSON file with saved livedoor lengths")
     p.add_argument("--save-lengths", help="write the livedoor lengths to this JSON file and exit")
-    p.add_argument("--only", help="comma-separated sections: fixed512,whole,first,predict,fixed128")
+    p.add_argument("--only", help="comma-separated sections: fixed512,whole,first,fixed128,predict")
+    p.add_argument("--profile", type=int, default=0, metavar="STEPS",
+                   help="fixed-length sections: also profile STEPS more training steps of each variant: device "
+                        "time by kind of kernel (matmul, attention, compiled fusions, optimizer, ...) and the "
+                        "costliest kernels; the same work on both sides, so the kernels show where ours differs")
     p.add_argument("--predict-pages", type=int, help="pages for the prediction section (default 20000 GPU / 200 CPU)")
     args = p.parse_args(argv)
     sections = {"fixed512", "whole", "first", "predict", "fixed128"}
@@ -467,7 +529,8 @@ def main(argv=None):
     shapes = [(32, 512), (128, 128)] if gpu else [(4, 64), (8, 32)]
     fixed512 = {}
     if "fixed512" in wanted:
-        fixed512 = fixed_section(*shapes[0], sizes, args.labels, device, steps, allow_compile)
+        fixed512 = fixed_section(*shapes[0], sizes, args.labels, device, steps, allow_compile,
+                                 profile=args.profile)
 
     settings = {"whole": (512, False), "first": (256, True)}
     if args.lengths:
@@ -480,6 +543,9 @@ def main(argv=None):
     for part, lengths in (saved or {}).items():
         real_length_section(part, lengths, sizes, args.labels, device, steps, allow_compile, gpu, args.extra)
 
+    if "fixed128" in wanted:
+        fixed_section(*shapes[1], sizes, args.labels, device, steps, allow_compile, profile=args.profile)
+
     try:
         import fugashi  # noqa: F401
     except ImportError:
@@ -489,10 +555,9 @@ def main(argv=None):
             prediction_section(archive, sizes, args.labels, device,
                                args.predict_pages or (20000 if gpu else 200), limit)
 
-    if "fixed128" in wanted:
-        fixed_section(*shapes[1], sizes, args.labels, device, steps, allow_compile)
     if args.extra and "fixed512" in wanted:  # last: a run cut short keeps every other figure
-        fixed_section(*shapes[0], sizes, args.labels, device, steps, allow_compile, FIXED_EXTRA, fixed512)
+        fixed_section(*shapes[0], sizes, args.labels, device, steps, allow_compile, FIXED_EXTRA, fixed512,
+                      profile=args.profile)
     emit(section="done", seconds=round(time.perf_counter() - began, 1))
 
 

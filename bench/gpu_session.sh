@@ -7,8 +7,9 @@
 #
 #   BUDGET=585 bash bench/gpu_session.sh
 #   QUALITY_ONLY=1 BUDGET=585 bash bench/gpu_session.sh      # livedoor only
-#   SKIP_LIVEDOOR=1 BENCH_SECONDS=540 BUDGET=580 GPU_ARGS=--extra bash bench/gpu_session.sh
+#   SKIP_LIVEDOOR=1 BENCH_SECONDS=540 BUDGET=580 GPU_ARGS="--extra --profile 3" bash bench/gpu_session.sh
 #                                                            # the benchmark only, with the extra variants
+#                                                            # and the kernel profile of the fixed lengths
 #
 # A livedoor run longer than one device call (10 min) spans two calls:
 #   QUALITY_ONLY=1 DETACH=1 LIVEDOOR_SECONDS=690 BUDGET=585 bash bench/gpu_session.sh

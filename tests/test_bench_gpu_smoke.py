@@ -1,4 +1,5 @@
 """bench/gpu.py runs on the CPU with tiny sizes (no timing is asserted)."""
+import importlib.util
 import json
 import subprocess
 import sys
@@ -39,3 +40,42 @@ def test_extra_variants_smoke_on_cpu(shared_data):
     assert lines["ours+cudnn64"]["seq_per_s"] > 0
     # the same articles, more padding: every batch is padded up to a multiple of 64
     assert lines["ours+cudnn64"]["real_token_share"] < lines["ours"]["real_token_share"]
+
+
+def test_profile_says_where_a_step_spends_its_time():
+    """--profile N: device (here CPU) time per step by kind, with the costliest kernels."""
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu.py"), "--device", "cpu", "--steps", "1",
+                             "--labels", "9", "--only", "fixed512", "--profile", "2"],
+                            capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    profiles = {x["variant"]: x["profile"] for x in map(json.loads, result.stdout.splitlines()) if "profile" in x}
+    assert {"hf-eager", "hf-sdpa", "ours"} <= set(profiles)
+    for profile in profiles.values():
+        assert profile["steps"] == 2 and 0 < profile["busy_ms"]
+        kinds = profile["by_kind_ms"]
+        assert kinds["matmul"] > 0 and kinds["optimizer"] > 0
+        assert abs(sum(kinds.values()) - profile["busy_ms"]) < 0.05 * profile["busy_ms"] + 0.05
+        assert len(profile["top"]) == 8 and all(ms > 0 and calls >= 1 for _, ms, calls in profile["top"])
+
+
+def test_kernel_kinds_of_real_gpu_kernel_names():
+    """Names as the CUDA profiler reports them on a Hopper GPU."""
+    spec = importlib.util.spec_from_file_location("bench_gpu", ROOT / "bench" / "gpu.py")
+    bench_gpu = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_gpu)
+    kernel_kind = bench_gpu.kernel_kind
+
+    names = {
+        "nvjet_tst_128x256_64x4_1x2_h_bz_coopA_NNT": "matmul",
+        "sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x128x64_warpgroupsize1x1x1_execute_segment_k_off_kernel__5x_cublas": "matmul",
+        "void pytorch_flash::flash_fwd_kernel<Flash_fwd_kernel_traits<64, 128, 128, 4, false, false, cutlass::bfloat16_t>>": "attention",
+        "cudnn_generated_fort_native_sdpa_sm90_flash_fprop_wgmma_f16_knob_3_64x64x64_4x1x1_kernel0_0": "attention",
+        "void at::native::(anonymous namespace)::multi_tensor_apply_kernel<FusedAdamMathFunctor<float, 4>>": "optimizer",
+        "triton_per_fused__to_copy_add_native_dropout_native_layer_norm_0": "compiled",
+        "void at::native::(anonymous namespace)::vectorized_layer_norm_kernel<c10::BFloat16, float>": "norm",
+        "void at::native::(anonymous namespace)::fused_dropout_kernel_vec<c10::BFloat16, float, unsigned int>": "dropout",
+        "void at::native::(anonymous namespace)::embedding_backward_cuda_kernel<float, long>": "embedding",
+        "Memcpy HtoD (Pinned -> Device)": "copy",
+        "void at::native::vectorized_elementwise_kernel<4, at::native::GeluCUDAKernelImpl>": "elementwise",
+    }
+    assert {name: kernel_kind(name) for name in names} == names
