@@ -354,7 +354,29 @@ def fixed_section(batch, seq, sizes, labels, device, steps, allow_compile, varia
         results[name] = measure(section, name, run)
         release(device)
     ratio_line(section, results)
+    if earlier is None:
+        work_ratio_line(section, batch, seq, sizes, labels)
     return results
+
+
+def step_flops(kind: str, sizes: dict, labels: int, batch: int, seq: int) -> int:
+    """FLOPs of one training step's forward and backward (no [PAD]), counted by
+    PyTorch's FlopCounterMode on the meta device: shapes only, nothing computed."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = build(kind, sizes, labels, "meta")
+    ids = torch.zeros(batch, seq, dtype=torch.long, device="meta")
+    with FlopCounterMode(display=False) as counter:
+        logits_of(model(input_ids=ids)).float().sum().backward()
+    return counter.get_total_flops()
+
+
+def work_ratio_line(section, batch, seq, sizes, labels):
+    """How much less work ours does on the same batch (the last layer at [CLS] only):
+    a speed ratio above this one comes from faster kernels, not from less work."""
+    ours, theirs = step_flops("ours", sizes, labels, batch, seq), step_flops("hf-sdpa", sizes, labels, batch, seq)
+    emit(section=section, work_ratio_hf_over_ours=round(theirs / ours, 4),
+         step_gflop_ours=round(ours / 1e9, 2), step_gflop_hf=round(theirs / 1e9, 2))
 
 
 def real_length_section(part, lengths, sizes, labels, device, steps, allow_compile, gpu, extra=False):

@@ -56,6 +56,9 @@ def test_profile_says_where_a_step_spends_its_time():
         assert kinds["matmul"] > 0 and kinds["optimizer"] > 0
         assert abs(sum(kinds.values()) - profile["busy_ms"]) < 0.05 * profile["busy_ms"] + 0.05
         assert len(profile["top"]) == 8 and all(ms > 0 and calls >= 1 for _, ms, calls in profile["top"])
+    # PyTorch's FLOP counter: ours skips most of the last layer (1 of the 2 tiny layers) at the [CLS]-only end
+    work = next(x for x in map(json.loads, result.stdout.splitlines()) if "work_ratio_hf_over_ours" in x)
+    assert 0 < work["step_gflop_ours"] < work["step_gflop_hf"] and 1.2 < work["work_ratio_hf_over_ours"] < 2
 
 
 def test_kernel_kinds_of_real_gpu_kernel_names():
