@@ -40,8 +40,12 @@ RUN=${RUN:-runs/gpu-session-livedoor}   # an ignored folder: kept between warm c
 mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)
 export PYTHONUNBUFFERED=1 TQDM_MININTERVAL=10
 
-collect() {   # the livedoor results (JSON, logs, learning curves) into $OUT
+snapshot() {  # what the run has written so far (it rewrites its JSON after each stage)
     cp "$RUN/livedoor.json" "$RUN/livedoor.log" "$OUT/" 2>/dev/null
+}
+
+collect() {   # the livedoor results (JSON, logs, learning curves) into $OUT
+    snapshot
     cat "$RUN/livedoor.json" 2>/dev/null
     grep -h '"lr"\|Error\|error' "$RUN/livedoor.log" 2>/dev/null | tail -5
     (cd "$RUN/livedoor-run" 2>/dev/null &&
@@ -49,8 +53,11 @@ collect() {   # the livedoor results (JSON, logs, learning curves) into $OUT
 }
 
 wait_for_run() {   # until the detached run ends or this call's budget does
+    # A snapshot every 30 s: a call stopped at the device's limit (its start took
+    # longer than planned) still brings back what $OUT holds.
     while kill -0 "$(cat "$RUN/pid" 2>/dev/null)" 2>/dev/null && [ "$SECONDS" -lt "$((BUDGET - 10))" ]; do
         sleep 5
+        [ $((SECONDS % 30)) -lt 5 ] && snapshot
     done
     if kill -0 "$(cat "$RUN/pid" 2>/dev/null)" 2>/dev/null; then
         echo "livedoor.py still running after $SECONDS s: COLLECT=1 in the next call" >&2

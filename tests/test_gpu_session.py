@@ -82,3 +82,24 @@ def test_detach_runs_inline_when_not_root(tmp_path):
                         BUDGET="300", LIVEDOOR_ARGS=TINY_RUN)
     assert "DETACH: not root" in result.stderr
     collected(tmp_path)  # everything came back in this one call
+
+
+def test_a_collect_call_cut_short_keeps_what_the_run_wrote(tmp_path):
+    """If the device stops the COLLECT call at its limit, $OUT still holds the run's latest
+    JSON: the wait copies it every 30 s, not only at the end."""
+    run, out = tmp_path / "run", tmp_path / "out"
+    run.mkdir()
+    still_running = subprocess.Popen(["sleep", "120"])
+    try:
+        (run / "pid").write_text(str(still_running.pid))
+        env = {**os.environ, "OUT": str(out), "RUN": str(run), "COLLECT": "1", "BUDGET": "300"}
+        call = subprocess.Popen(["bash", str(ROOT / "bench" / "gpu_session.sh")], env=env, cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        time.sleep(3)
+        (run / "livedoor.json").write_text('{"pretrain": {"steps": 7}}\n')  # a stage ends during the wait
+        time.sleep(33)
+        os.killpg(call.pid, 9)  # the device's limit: no cleanup, no final collect
+        call.wait()
+        assert json.loads((out / "livedoor.json").read_text()) == {"pretrain": {"steps": 7}}
+    finally:
+        still_running.kill()
