@@ -40,16 +40,16 @@ RUN=${RUN:-runs/gpu-session-livedoor}   # an ignored folder: kept between warm c
 mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)
 export PYTHONUNBUFFERED=1 TQDM_MININTERVAL=10
 
-snapshot() {  # what the run has written so far (it rewrites its JSON after each stage)
+snapshot() {  # what the run has written so far (its JSON after each stage, the metrics of each step)
     cp "$RUN/livedoor.json" "$RUN/livedoor.log" "$OUT/" 2>/dev/null
+    (cd "$RUN/livedoor-run" 2>/dev/null &&
+        tar czf "$OUT/curves.tgz" $(ls */learning_curve.png */metrics.jsonl */*summary.json 2>/dev/null) 2>/dev/null)
 }
 
 collect() {   # the livedoor results (JSON, logs, learning curves) into $OUT
     snapshot
     cat "$RUN/livedoor.json" 2>/dev/null
     grep -h '"lr"\|Error\|error' "$RUN/livedoor.log" 2>/dev/null | tail -5
-    (cd "$RUN/livedoor-run" 2>/dev/null &&
-        tar czf "$OUT/curves.tgz" $(ls */learning_curve.png */metrics.jsonl */*summary.json 2>/dev/null))
 }
 
 wait_for_run() {   # until the detached run ends or this call's budget does
