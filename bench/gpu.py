@@ -128,8 +128,10 @@ def logits_of(out):
 def train_throughput(model, batches, device, steps: int, *, ours: bool, compiled=False, dynamic=None,
                      warmup: int = 3, profile_steps: int = 0) -> dict:
     """Sequences/s and real tokens/s of full training steps (forward, backward, AdamW),
-    timed after `warmup` untimed steps (their seconds: warmup_s). profile_steps:
-    then that many more steps under the profiler ("profile", not timed)."""
+    timed after `warmup` untimed steps (their seconds: warmup_s); halves_seq_per_s: the
+    rates of the first and second half of the timed steps, whose spread says how far
+    a difference between variants can be noise. profile_steps: then that many more
+    steps under the profiler ("profile", not timed)."""
     from torch._dynamo.utils import counters
 
     counters.clear()
@@ -153,13 +155,19 @@ def train_throughput(model, batches, device, steps: int, *, ours: bool, compiled
         if i == warmup:
             sync(device)
             start, seqs, tokens = time.perf_counter(), 0, 0
+        if i == warmup + steps // 2:  # the halves' rates: how much the figure moves within one run
+            sync(device)
+            middle, seqs_before = time.perf_counter(), seqs
         batch = batches[i % len(batches)]
         step(batch)
         seqs += len(batch["labels"])
         tokens += int(batch["attention_mask"].sum())
     sync(device)
-    seconds = time.perf_counter() - start
-    result = {"seq_per_s": round(seqs / seconds, 1), "real_tokens_per_s": round(tokens / seconds),
+    end = time.perf_counter()
+    seconds = end - start
+    halves = [seqs_before / (middle - start), (seqs - seqs_before) / (end - middle)] if steps >= 2 else []
+    result = {"seq_per_s": round(seqs / seconds, 1), "halves_seq_per_s": [round(h, 1) for h in halves],
+              "real_tokens_per_s": round(tokens / seconds),
               "seconds": round(seconds, 2), "warmup_s": round(start - began, 2), "real_tokens": tokens,
               "peak_mem_gib": peak_memory(device)}
     if compiled:  # what torch.compile made of it: a graph break or a recompilation costs speed

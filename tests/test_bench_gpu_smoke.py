@@ -38,6 +38,9 @@ def test_extra_variants_smoke_on_cpu(shared_data):
     assert result.returncode == 0, result.stderr[-2000:]
     lines = {x["variant"]: x for x in map(json.loads, result.stdout.splitlines()) if "variant" in x}
     assert lines["ours+cudnn64"]["seq_per_s"] > 0
+    for line in lines.values():  # the whole run's rate lies between its two halves' rates
+        low, high = sorted(line["halves_seq_per_s"])
+        assert 0 < low <= line["seq_per_s"] * 1.01 and high >= line["seq_per_s"] * 0.99
     # the same articles, more padding: every batch is padded up to a multiple of 64
     assert lines["ours+cudnn64"]["real_token_share"] < lines["ours"]["real_token_share"]
 
