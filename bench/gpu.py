@@ -212,17 +212,22 @@ def time_by_kernel(run_step, steps: int, device, top: int = 8) -> dict:
             run_step(i)
         sync(device)
         wall = time.perf_counter() - start
-    if on_gpu:
-        events = [(e.key, e.self_device_time_total, e.count) for e in prof.key_averages()
-                  if e.device_type == DeviceType.CUDA]
+    averages = prof.key_averages()
+    if not on_gpu:
+        source, events = "cpu operators", [(e.key, e.self_cpu_time_total, e.count) for e in averages]
     else:
-        events = [(e.key, e.self_cpu_time_total, e.count) for e in prof.key_averages()]
+        source = "kernels"
+        events = [(e.key, e.self_device_time_total, e.count) for e in averages if e.device_type == DeviceType.CUDA]
+        if not events:  # no kernel records: the operators' device time instead
+            source = "operators"
+            events = [(e.key, e.self_device_time_total, e.count) for e in averages if e.self_device_time_total > 0]
     ms = {name: us / 1000 / steps for name, us, _ in events}
     by_kind = {}
     for name, t in ms.items():
         by_kind[kernel_kind(name)] = by_kind.get(kernel_kind(name), 0.0) + t
     costliest = sorted(events, key=lambda e: -e[1])[:top]
-    return {"steps": steps, "step_ms": round(1000 * wall / steps, 2), "busy_ms": round(sum(ms.values()), 2),
+    return {"steps": steps, "source": source, "step_ms": round(1000 * wall / steps, 2),
+            "busy_ms": round(sum(ms.values()), 2),
             "by_kind_ms": {k: round(v, 2) for k, v in sorted(by_kind.items(), key=lambda kv: -kv[1])},
             "top": [[name[:80], round(us / 1000 / steps, 3), count // steps] for name, us, count in costliest]}
 
