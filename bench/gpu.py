@@ -221,15 +221,16 @@ def time_by_kernel(run_step, steps: int, device, top: int = 8) -> dict:
         if not events:  # no kernel records: the operators' device time instead
             source = "operators"
             events = [(e.key, e.self_device_time_total, e.count) for e in averages if e.self_device_time_total > 0]
-    ms = {name: us / 1000 / steps for name, us, _ in events}
+    per_step = [(name, us / 1000 / steps, count // steps) for name, us, count in events]  # ms, calls
     by_kind = {}
-    for name, t in ms.items():
-        by_kind[kernel_kind(name)] = by_kind.get(kernel_kind(name), 0.0) + t
-    costliest = sorted(events, key=lambda e: -e[1])[:top]
+    for name, ms, _ in per_step:
+        kind = kernel_kind(name)
+        by_kind[kind] = by_kind.get(kind, 0.0) + ms
+    costliest = sorted(per_step, key=lambda e: -e[1])[:top]
     return {"steps": steps, "source": source, "step_ms": round(1000 * wall / steps, 2),
-            "busy_ms": round(sum(ms.values()), 2),
+            "busy_ms": round(sum(ms for _, ms, _ in per_step), 2),
             "by_kind_ms": {k: round(v, 2) for k, v in sorted(by_kind.items(), key=lambda kv: -kv[1])},
-            "top": [[name[:80], round(us / 1000 / steps, 3), count // steps] for name, us, count in costliest]}
+            "top": [[name[:80], round(ms, 3), calls] for name, ms, calls in costliest]}
 
 
 def sync(device):

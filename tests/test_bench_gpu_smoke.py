@@ -51,7 +51,8 @@ def test_profile_says_where_a_step_spends_its_time():
                              "--labels", "9", "--only", "fixed512", "--profile", "2"],
                             capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
-    profiles = {x["variant"]: x["profile"] for x in map(json.loads, result.stdout.splitlines()) if "profile" in x}
+    lines = [json.loads(x) for x in result.stdout.splitlines()]
+    profiles = {x["variant"]: x["profile"] for x in lines if "profile" in x}
     assert {"hf-eager", "hf-sdpa", "ours"} <= set(profiles)
     for profile in profiles.values():
         assert profile["steps"] == 2 and 0 < profile["busy_ms"]
@@ -60,7 +61,7 @@ def test_profile_says_where_a_step_spends_its_time():
         assert abs(sum(kinds.values()) - profile["busy_ms"]) < 0.05 * profile["busy_ms"] + 0.05
         assert len(profile["top"]) == 8 and all(ms > 0 and calls >= 1 for _, ms, calls in profile["top"])
     # PyTorch's FLOP counter: ours skips most of the last layer (1 of the 2 tiny layers) at the [CLS]-only end
-    work = next(x for x in map(json.loads, result.stdout.splitlines()) if "work_ratio_hf_over_ours" in x)
+    work = next(x for x in lines if "work_ratio_hf_over_ours" in x)
     assert 0 < work["step_gflop_ours"] < work["step_gflop_hf"] and 1.2 < work["work_ratio_hf_over_ours"] < 2
 
 
