@@ -158,20 +158,23 @@ def finetune(train_records, dev_records, checkpoint, out_dir, settings: Finetune
     trained = dist.wrap(T.compile_layers(model, dynamic=True) if settings.compile else model)
     optimizer = T.make_optimizer(model, settings.lr, settings.weight_decay, device)
     scheduler = T.make_scheduler(optimizer, T.warmup_steps_for(total_steps, settings.warmup_ratio), total_steps)
+    scaler = T.grad_scaler(device)
 
     step, best = 0, {"dev_micro_f1": -1.0, "epoch": None}
     if state:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler") and scaler.is_enabled():  # saved under fp16 (a disabled scaler saves {})
+            scaler.load_state_dict(state["scaler"])
         step, best = state["step"], state["best"]
         T.set_rng_state(state["rng"])
 
     def save(epoch_done: bool):
         if dist.is_main and settings.keep_state:
             T.save_state(state_path, model=model.state_dict(), optimizer=optimizer.state_dict(),
-                         scheduler=scheduler.state_dict(), step=step, best=best, rng=T.rng_state(),
-                         labels=labels, multi_label=multi_label, settings=asdict(settings))
+                         scheduler=scheduler.state_dict(), scaler=scaler.state_dict(), step=step, best=best,
+                         rng=T.rng_state(), labels=labels, multi_label=multi_label, settings=asdict(settings))
 
     start = time.time()
     stopped = False
@@ -182,7 +185,8 @@ def finetune(train_records, dev_records, checkpoint, out_dir, settings: Finetune
         bar = tqdm(batches[done_in_epoch:], desc=f"エポック {epoch + 1}/{settings.epochs}",
                    **({} if dist.is_main else {"disable": True}))  # TQDM_DISABLE still works
         for batch_idx in bar:
-            loss = train_step(trained, optimizer, scheduler, batch_idx, train_enc, train_y, settings, device)
+            loss = train_step(trained, optimizer, scheduler, batch_idx, train_enc, train_y, settings, device,
+                              scaler)
             step += 1
             bar.set_postfix(loss=f"{loss:.4f}", refresh=False)  # drawn at tqdm's pace
             if dist.is_main and (step % 10 == 0 or step == 1):
@@ -219,15 +223,18 @@ def finetune(train_records, dev_records, checkpoint, out_dir, settings: Finetune
     return summary
 
 
-def train_step(model, optimizer, scheduler, batch_idx, encoded, y, settings, device) -> float:
+def train_step(model, optimizer, scheduler, batch_idx, encoded, y, settings, device, scaler) -> float:
+    """One update on the examples batch_idx. scaler: fp16's loss scaling (T.grad_scaler)."""
     batch = pad_batch([encoded["input_ids"][i] for i in batch_idx], 0,
                       [encoded["token_type_ids"][i] for i in batch_idx])
     batch = T.batch_to_device(batch, device)
     with T.autocast(device):
         out = model(**batch, labels=y[batch_idx].to(device))
-    out["loss"].backward()
+    scaler.scale(out["loss"]).backward()
+    scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
     torch.nn.utils.clip_grad_norm_(model.parameters(), settings.clip_norm)
-    optimizer.step()
+    scaler.step(optimizer)      # optimizer.step(), unless a gradient overflowed
+    scaler.update()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
     return out["loss"].item()

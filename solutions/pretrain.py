@@ -135,6 +135,7 @@ def pretrain(texts: list[str], out_dir, settings: PretrainSettings, dev_texts: l
     # Static shapes: one graph per block length (two at most), no slower dynamic kernels.
     trained = T.compile_layers(model, dynamic=False) if settings.compile else model
     optimizer = T.make_optimizer(model, settings.lr, settings.weight_decay, device)
+    scaler = T.grad_scaler(device)
     plan = {"total": settings.max_steps, "warmup": T.warmup_steps_for(settings.max_steps, settings.warmup_ratio)}
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: T.warmup_linear_decay(s, plan["warmup"], plan["total"]))
@@ -154,7 +155,7 @@ def pretrain(texts: list[str], out_dir, settings: PretrainSettings, dev_texts: l
             masked, labels = mask_tokens(ids, tokenizer.vocab_size, mask_id=tokenizer.mask_id,
                                          mask_prob=settings.mask_prob, generator=generator)
             loss = mlm_step(trained, optimizer, scheduler, masked.to(device), labels.to(device),
-                            settings.clip_norm, device)
+                            settings.clip_norm, device, scaler)
             step += 1
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.3f}", refresh=False)  # drawn at tqdm's pace
@@ -209,12 +210,15 @@ def fit_schedule_to_budget(plan: dict, steps_done: int, seconds: float, settings
         plan["warmup"] = max(steps_done, T.warmup_steps_for(plan["total"], settings.warmup_ratio))
 
 
-def mlm_step(model, optimizer, scheduler, masked, labels, clip_norm, device) -> float:
+def mlm_step(model, optimizer, scheduler, masked, labels, clip_norm, device, scaler) -> float:
+    """One update; the same steps as finetune.train_step (scaler: T.grad_scaler)."""
     with T.autocast(device):  # packed blocks hold no [PAD]: no attention mask
         loss = model(masked, labels=labels)["loss"]
-    loss.backward()
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
     torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
-    optimizer.step()
+    scaler.step(optimizer)
+    scaler.update()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
     return loss.item()

@@ -23,11 +23,29 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def amp_dtype(device: torch.device) -> torch.dtype | None:
+    """The type mixed precision computes in; None: plain fp32 (the CPU).
+    bf16 on GPUs built for it (compute capability 8.0 and up: A100, H100, RTX 30xx…);
+    fp16 on older ones (Colab's T4, V100), which only emulate bf16, slower than fp32."""
+    if device.type != "cuda":
+        return None
+    native_bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
+    return torch.bfloat16 if native_bf16 else torch.float16
+
+
 def autocast(device: torch.device):
-    """bf16 autocast on CUDA (no loss scaling needed); plain fp32 elsewhere."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    """Mixed precision: matrix products in bf16/fp16 (amp_dtype); autocast keeps
+    softmax, LayerNorm and the losses in fp32."""
+    dtype = amp_dtype(device)
+    return torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext()
+
+
+def grad_scaler(device: torch.device) -> torch.amp.GradScaler:
+    """Loss scaling, needed by fp16 only: its smallest numbers are about 6e-8, and
+    smaller gradients would become 0. The scaler multiplies the loss (so every
+    gradient) by a large factor, divides the gradients back before the update,
+    and skips a step whose gradients overflowed. With bf16 or fp32 it does nothing."""
+    return torch.amp.GradScaler(device.type, enabled=amp_dtype(device) == torch.float16)
 
 
 def batch_to_device(batch: dict, device: torch.device) -> dict:
