@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+import torch
+
 from solutions.checkpoints import CheckpointError
 from solutions.data import DataError
 from solutions.training import TrainingError
@@ -165,6 +167,9 @@ def main(argv=None) -> int:
         return args.func(args) or 0
     except (DataError, CheckpointError, TrainingError) as e:
         print(f"エラー: {e}", file=sys.stderr)
+        return 2
+    except torch.OutOfMemoryError:
+        print(f"エラー: {pipeline.out_of_memory_advice(args)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\n中断しました。train は --resume で続きから再開できます", file=sys.stderr)

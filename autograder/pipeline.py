@@ -202,3 +202,26 @@ def majority_baseline(train, test) -> float:
 
     majority = Counter(name for r in train for name in r.labels).most_common(1)[0][0]
     return micro_f1([set(r.labels) for r in test], [{majority}] * len(test))["micro_f1"]
+
+
+def out_of_memory_advice(args) -> str:
+    """What to do when the GPU ran out of memory, with this command's own settings."""
+    import torch
+
+    lines = ["GPU のメモリが足りません。"]
+    try:
+        free, total = torch.cuda.mem_get_info()
+        others = total - free - torch.cuda.memory_reserved()
+        lines[0] += f" ({torch.cuda.get_device_name()}、全 {total / 2**30:.1f} GiB)"
+        if others > 2**30:  # a shared GPU: someone else's process holds part of it
+            lines.append(f"  ほかのプロセスが {others / 2**30:.1f} GiB 使っています (nvidia-smi で確かめられます)。")
+    except (RuntimeError, AssertionError):  # no CUDA context to ask
+        pass
+    if getattr(args, "batch_size", None):
+        lines.append(f"  --batch-size を小さくしてください (いま {args.batch_size})。半分にすると、"
+                     "必要なメモリのうち入力に比例する分がおよそ半分になります。")
+    if getattr(args, "max_length", None):
+        lines.append(f"  --max-length を短くしても減ります (いま {args.max_length})。")
+    if getattr(args, "command", None) == "train":
+        lines.append("  --resume は保存したときの設定で続けるので、設定を変えたら --out を変えて最初から学習してください。")
+    return "\n".join(lines)

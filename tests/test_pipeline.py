@@ -251,3 +251,28 @@ def test_data_livedoor_from_the_archive(tmp_path, shared_data):
     assert len(train) + len(dev) == 5857 and abs(len(dev) - 0.2 * 5857) < 10
     assert len({r.labels[0] for r in train}) == 9
     assert not {r.page_id for r in train} & {r.page_id for r in dev}
+
+
+@pytest.mark.parametrize("command", ["train", "pretrain", "predict"])
+def test_running_out_of_gpu_memory_says_what_to_change(tmp_path, demo_records, monkeypatch, capsys, command):
+    """torch's OutOfMemoryError (raised here as a GPU would) becomes advice with the
+    command's own settings, not a traceback."""
+    from autograder import cli, pipeline
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.50 GiB")
+
+    data = tmp_path / "train.jsonl"
+    write_jsonl(data, demo_records[:20])
+    args = {"train": ["train", "--train", data, "--dev", data, "--checkpoint", tmp_path, "--batch-size", "48",
+                      "--max-length", "384"],
+            "pretrain": ["pretrain", "--data", data, "--batch-size", "48", "--max-length", "384"],
+            "predict": ["predict", "--checkpoint", tmp_path, "--input", data, "--output", tmp_path / "p.jsonl",
+                        "--batch-size", "48", "--max-length", "384"]}[command]
+    monkeypatch.setattr(pipeline, {"train": "finetune", "pretrain": "pretrain", "predict": "predict_file"}[command],
+                        out_of_memory)
+    assert cli.main([str(a) for a in args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("エラー: GPU のメモリが足りません") and "Traceback" not in err
+    assert "--batch-size を小さく" in err and "いま 48" in err and "いま 384" in err
+    assert ("--resume は保存したときの設定で続ける" in err) == (command == "train")
