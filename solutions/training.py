@@ -6,6 +6,7 @@ import contextlib
 import json
 import math
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -45,7 +46,11 @@ def grad_scaler(device: torch.device) -> torch.amp.GradScaler:
     smaller gradients would become 0. The scaler multiplies the loss (so every
     gradient) by a large factor, divides the gradients back before the update,
     and skips a step whose gradients overflowed. With bf16 or fp32 it does nothing."""
-    return torch.amp.GradScaler(device.type, enabled=amp_dtype(device) == torch.float16)
+    enabled = amp_dtype(device) == torch.float16
+    if enabled:  # the first steps overflow while the scale settles; PyTorch would warn that
+        # the schedule stepped without the optimizer. Expected here: silence that warning only.
+        warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before")
+    return torch.amp.GradScaler(device.type, enabled=enabled)
 
 
 def batch_to_device(batch: dict, device: torch.device) -> dict:

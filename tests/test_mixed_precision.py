@@ -2,6 +2,7 @@
 (Colab's T4, V100), fp32 on the CPU. The fp16 path is exercised on the CPU, whose
 autocast computes in fp16 too, and checked against a plain fp32 step."""
 import copy
+import warnings
 
 import pytest
 import torch
@@ -91,6 +92,21 @@ def test_an_overflowed_fp16_step_is_skipped_and_the_scale_lowered(fp16_on_cpu):
     assert scaler.get_scale() == 2.0 ** 119
     for p in model.parameters():
         assert p.grad is None
+
+
+def test_the_expected_skipped_first_steps_raise_no_scheduler_warning(fp16_on_cpu):
+    """PyTorch warns when a schedule steps before its optimizer has; under fp16 that is
+    what a skipped first step does, and grad_scaler silences that one warning."""
+    def warnings_of_an_overflowed_first_step(install_filter: bool):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if install_filter:
+                grad_scaler(CPU)
+            one_step(tiny_classifier(), torch.amp.GradScaler("cpu", init_scale=2.0 ** 120))
+        return [str(w.message) for w in caught if "lr_scheduler" in str(w.message)]
+
+    assert warnings_of_an_overflowed_first_step(install_filter=False)  # PyTorch does warn
+    assert not warnings_of_an_overflowed_first_step(install_filter=True)
 
 
 @pytest.mark.slow
