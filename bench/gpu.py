@@ -46,7 +46,7 @@ from solutions.batching import length_bucketed_batches, pad_batch  # noqa: E402
 from solutions.config import BertConfig  # noqa: E402
 from solutions.encoding import WORKERS  # noqa: E402
 from solutions.fast import FastBertForSequenceClassification  # noqa: E402
-from solutions.training import autocast, batch_to_device, compile_layers, make_optimizer  # noqa: E402
+from solutions.training import amp_dtype, autocast, batch_to_device, compile_layers, make_optimizer  # noqa: E402
 
 BASE = dict(vocab_size=32768, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
             intermediate_size=3072, max_position_embeddings=512)
@@ -559,7 +559,8 @@ def main(argv=None):
         Path(args.save_lengths).write_text(json.dumps(lengths))
         return
     emit(section="setup", device=torch.cuda.get_device_name() if gpu else "cpu", torch=torch.__version__,
-         transformers=transformers.__version__, sizes=sizes, labels=args.labels, steps=steps)
+         transformers=transformers.__version__, sizes=sizes, labels=args.labels, steps=steps,
+         precision=str(amp_dtype(device) or "fp32").removeprefix("torch."))  # what autocast computes in
 
     began = time.perf_counter()
     shapes = [(32, 512), (128, 128)] if gpu else [(4, 64), (8, 32)]
