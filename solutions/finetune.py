@@ -188,10 +188,12 @@ def finetune(train_records, dev_records, checkpoint, out_dir, settings: Finetune
             loss = train_step(trained, optimizer, scheduler, batch_idx, train_enc, train_y, settings, device,
                               scaler)
             step += 1
-            bar.set_postfix(loss=f"{loss:.4f}", refresh=False)  # drawn at tqdm's pace
-            if dist.is_main and (step % 10 == 0 or step == 1):
-                T.append_log(log_path, {"step": step, "epoch": epoch + 1, "loss": loss,
-                                        "lr": scheduler.get_last_lr()[0]})
+            if step % 10 == 0 or step == 1:  # reading the loss waits for the GPU: not at every step
+                loss = loss.item()
+                bar.set_postfix(loss=f"{loss:.4f}", refresh=False)  # drawn at tqdm's pace
+                if dist.is_main:
+                    T.append_log(log_path, {"step": step, "epoch": epoch + 1, "loss": loss,
+                                            "lr": scheduler.get_last_lr()[0]})
             if settings.stop_after_steps and step >= settings.stop_after_steps and step % steps_per_epoch:
                 save(False)
                 stopped = True
@@ -223,13 +225,15 @@ def finetune(train_records, dev_records, checkpoint, out_dir, settings: Finetune
     return summary
 
 
-def train_step(model, optimizer, scheduler, batch_idx, encoded, y, settings, device, scaler) -> float:
-    """One update on the examples batch_idx. scaler: fp16's loss scaling (T.grad_scaler)."""
+def train_step(model, optimizer, scheduler, batch_idx, encoded, y, settings, device, scaler) -> torch.Tensor:
+    """One update on the examples batch_idx. scaler: fp16's loss scaling (T.grad_scaler).
+    Returns the loss as a tensor, still on the device: loss.item() would make the CPU
+    wait for the GPU, and the GPU would then wait while the CPU pads the next batch."""
     batch = pad_batch([encoded["input_ids"][i] for i in batch_idx], 0,
                       [encoded["token_type_ids"][i] for i in batch_idx])
     batch = T.batch_to_device(batch, device)
     with T.autocast(device):
-        out = model(**batch, labels=y[batch_idx].to(device))
+        out = model(**batch, labels=T.to_device(y[batch_idx], device))
     scaler.scale(out["loss"]).backward()
     scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
     torch.nn.utils.clip_grad_norm_(model.parameters(), settings.clip_norm)
@@ -237,7 +241,7 @@ def train_step(model, optimizer, scheduler, batch_idx, encoded, y, settings, dev
     scaler.update()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
-    return out["loss"].item()
+    return out["loss"].detach()
 
 
 def fit_max_length(max_length: int, config) -> int:

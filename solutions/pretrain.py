@@ -154,15 +154,17 @@ def pretrain(texts: list[str], out_dir, settings: PretrainSettings, dev_texts: l
             ids = blocks[order[first:first + batch_size]]
             masked, labels = mask_tokens(ids, tokenizer.vocab_size, mask_id=tokenizer.mask_id,
                                          mask_prob=settings.mask_prob, generator=generator)
-            loss = mlm_step(trained, optimizer, scheduler, masked.to(device), labels.to(device),
+            loss = mlm_step(trained, optimizer, scheduler, T.to_device(masked, device), T.to_device(labels, device),
                             settings.clip_norm, device, scaler)
             step += 1
             bar.update(1)
-            bar.set_postfix(loss=f"{loss:.3f}", refresh=False)  # drawn at tqdm's pace
-            entry = {"step": step, "loss": loss, "seconds": round(time.time() - start, 2), "length": ids.shape[1]}
-            if heldout and step % settings.eval_every == 0:
-                entry.update(heldout_metrics(model, heldout[ids.shape[1]], batch_size, device))
-            if step % 10 == 0 or step == 1 or "dev_loss" in entry:
+            evaluate = heldout and step % settings.eval_every == 0
+            if step % 10 == 0 or step == 1 or evaluate:  # reading the loss waits for the GPU: not at every step
+                loss = loss.item()
+                bar.set_postfix(loss=f"{loss:.3f}", refresh=False)  # drawn at tqdm's pace
+                entry = {"step": step, "loss": loss, "seconds": round(time.time() - start, 2), "length": ids.shape[1]}
+                if evaluate:
+                    entry.update(heldout_metrics(model, heldout[ids.shape[1]], batch_size, device))
                 T.append_log(log_path, entry)
             if settings.minutes and step % 10 == 0:
                 fit_schedule_to_budget(plan, step, time.time() - start, settings)
@@ -175,6 +177,7 @@ def pretrain(texts: list[str], out_dir, settings: PretrainSettings, dev_texts: l
                 plan.pop("mark", None)
                 break
     bar.close()
+    loss = float(loss)
     final = {}
     if heldout:  # the final model, on full-length blocks
         length = phases[-1][0].shape[1]
@@ -210,8 +213,9 @@ def fit_schedule_to_budget(plan: dict, steps_done: int, seconds: float, settings
         plan["warmup"] = max(steps_done, T.warmup_steps_for(plan["total"], settings.warmup_ratio))
 
 
-def mlm_step(model, optimizer, scheduler, masked, labels, clip_norm, device, scaler) -> float:
-    """One update; the same steps as finetune.train_step (scaler: T.grad_scaler)."""
+def mlm_step(model, optimizer, scheduler, masked, labels, clip_norm, device, scaler) -> torch.Tensor:
+    """One update; the same steps as finetune.train_step (scaler: T.grad_scaler). The
+    loss comes back as a tensor on the device: reading it waits for the GPU."""
     with T.autocast(device):  # packed blocks hold no [PAD]: no attention mask
         loss = model(masked, labels=labels)["loss"]
     scaler.scale(loss).backward()
@@ -221,4 +225,4 @@ def mlm_step(model, optimizer, scheduler, masked, labels, clip_norm, device, sca
     scaler.update()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
-    return loss.item()
+    return loss.detach()
