@@ -168,7 +168,7 @@ def main(argv=None) -> int:
     except (DataError, CheckpointError, TrainingError) as e:
         print(f"エラー: {e}", file=sys.stderr)
         return 2
-    except torch.OutOfMemoryError:
+    except torch.cuda.OutOfMemoryError:  # (newer torch also names it torch.OutOfMemoryError)
         print(f"エラー: {pipeline.out_of_memory_advice(args)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -260,7 +260,7 @@ def test_running_out_of_gpu_memory_says_what_to_change(tmp_path, demo_records, m
     from autograder import cli, pipeline
 
     def out_of_memory(*args, **kwargs):
-        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.50 GiB")
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.50 GiB")
 
     data = tmp_path / "train.jsonl"
     write_jsonl(data, demo_records[:20])
