@@ -30,8 +30,8 @@ def amp_dtype(device: torch.device) -> torch.dtype | None:
     fp16 on older ones (Colab's T4, V100), which only emulate bf16, slower than fp32."""
     if device.type != "cuda":
         return None
-    native_bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
-    return torch.bfloat16 if native_bf16 else torch.float16
+    # (torch.cuda.is_bf16_supported() says True on a T4 too: it counts emulation)
+    return torch.bfloat16 if torch.cuda.get_device_capability(device) >= (8, 0) else torch.float16
 
 
 def autocast(device: torch.device):

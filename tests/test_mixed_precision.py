@@ -29,8 +29,9 @@ def fp16_on_cpu(monkeypatch):
 def test_precision_follows_the_hardware(monkeypatch):
     assert amp_dtype(CPU) is None and not grad_scaler(CPU).is_enabled()
     cuda = torch.device("cuda")
-    for native_bf16, expected in [(True, torch.bfloat16), (False, torch.float16)]:
-        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: native_bf16)
+    for capability, expected in [((9, 0), torch.bfloat16), ((8, 0), torch.bfloat16), ((7, 5), torch.float16),
+                                 ((7, 0), torch.float16)]:  # H100, A100, T4, V100
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
         assert amp_dtype(cuda) == expected
 
 
