@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
 from solutions import data as D
 from solutions.finetune import FinetuneSettings, finetune
 from solutions.predict import predict_file
@@ -206,8 +208,6 @@ def majority_baseline(train, test) -> float:
 
 def out_of_memory_advice(args) -> str:
     """What to do when the GPU ran out of memory, with this command's own settings."""
-    import torch
-
     lines = ["GPU のメモリが足りません。"]
     try:
         free, total = torch.cuda.mem_get_info()
