@@ -46,7 +46,8 @@ from solutions.batching import length_bucketed_batches, pad_batch  # noqa: E402
 from solutions.config import BertConfig  # noqa: E402
 from solutions.encoding import WORKERS  # noqa: E402
 from solutions.fast import FastBertForSequenceClassification  # noqa: E402
-from solutions.training import amp_dtype, autocast, batch_to_device, compile_layers, make_optimizer  # noqa: E402
+from solutions.training import (amp_dtype, autocast, batch_to_device, compile_layers, make_optimizer,  # noqa: E402
+                                to_device)
 
 BASE = dict(vocab_size=32768, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
             intermediate_size=3072, max_position_embeddings=512)
@@ -92,11 +93,12 @@ def prepare(model, ours: bool, compiled, dynamic: bool | None = None):
 
 
 def move(batch: dict, device, ours: bool) -> dict:
-    """Ours drops the mask of a batch without [PAD]; transformers decides inside."""
+    """Ours drops the mask of a batch without [PAD]; transformers decides inside.
+    Both copy from pinned memory without waiting for the GPU, as `train` does."""
     batch = {k: v for k, v in batch.items() if k != "labels"}
     if ours:
         return batch_to_device(batch, device)
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    return {k: to_device(v, device) for k, v in batch.items()}
 
 
 def without_cudnn_attention(active: bool):
@@ -142,7 +144,7 @@ def train_throughput(model, batches, device, steps: int, *, ours: bool, compiled
     def step(batch):
         with autocast(device):
             logits = logits_of(step_model(**move(batch, device, ours)))
-        loss = torch.nn.functional.cross_entropy(logits.float(), batch["labels"].to(device))
+        loss = torch.nn.functional.cross_entropy(logits.float(), to_device(batch["labels"], device))
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
