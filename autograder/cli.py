@@ -58,6 +58,8 @@ def add_pretrain_command(sub) -> None:
     p.add_argument("--short-share", type=float, default=0.9, help="短いブロックで学習する割合 (既定 0.9)")
     p.add_argument("--mask-prob", type=float, default=0.15,
                    help="マスクするトークンの割合 (既定 0.15。短い事前学習では 0.3 前後も有効)")
+    p.add_argument("--whole-word-mask", action="store_true",
+                   help="単語 (MeCab の 1 語) のサブワードをまとめてマスクする (東北大 BERT v3 と同じ)")
     add_common_training_options(p)
     p.set_defaults(func=pipeline.run_pretrain)
 

@@ -78,7 +78,8 @@ def run_pretrain(args) -> int:
     settings = PretrainSettings(size=args.size, vocab_size=args.vocab_size, max_length=args.max_length,
                                 batch_size=args.batch_size, lr=args.lr,
                                 max_steps=args.max_steps or (10**7 if args.minutes else 1000),
-                                minutes=args.minutes, mask_prob=args.mask_prob, short_length=args.short_length,
+                                minutes=args.minutes, mask_prob=args.mask_prob, whole_word_mask=args.whole_word_mask,
+                                short_length=args.short_length,
                                 short_share=args.short_share, eval_every=args.eval_every, seed=args.seed,
                                 device=args.device, compile=args.compile)
     summary = pretrain(texts, args.out, settings, dev_texts=dev_texts)

@@ -74,6 +74,7 @@ def main(argv=None):
     p.add_argument("--pretrain-lr", type=float, default=1e-3)
     p.add_argument("--pretrain-warmup", type=float, default=0.06, help="warm-up share of the steps")
     p.add_argument("--mask-prob", type=float, default=0.15, help="MLM masking share")
+    p.add_argument("--whole-word-mask", action="store_true", help="mask the pieces of a word together")
     p.add_argument("--pretrain-short-length", type=int, help="first pre-train on blocks this long")
     p.add_argument("--pretrain-short-share", type=float, default=0.9, help="share of the budget on short blocks")
     p.add_argument("--compile", action="store_true", help="compile_layers for pre-training")
@@ -116,6 +117,7 @@ def main(argv=None):
                                         batch_size=args.pretrain_batch_size, lr=args.pretrain_lr,
                                         warmup_ratio=args.pretrain_warmup, max_steps=10**7,
                                         minutes=args.pretrain_minutes, mask_prob=args.mask_prob,
+                                        whole_word_mask=args.whole_word_mask,
                                         short_length=args.pretrain_short_length,
                                         short_share=args.pretrain_short_share,
                                         device=args.device, compile=args.compile),
@@ -124,7 +126,8 @@ def main(argv=None):
                               "final_loss": round(pre["final_loss"], 3), "dev_loss": round(pre["dev_loss"], 3),
                               "dev_accuracy": round(pre["dev_accuracy"], 4), "vocab_size": pre["vocab_size"],
                               "blocks": pre["blocks"], "tokens_per_block": pre["tokens_per_block"],
-                              "phases": pre["phases"], "mask_prob": args.mask_prob, "lr": args.pretrain_lr,
+                              "phases": pre["phases"], "mask_prob": args.mask_prob,
+                              "whole_word_mask": args.whole_word_mask, "lr": args.pretrain_lr,
                               "learning_curve": str(out / "pretrained" / "learning_curve.png")}
         result["sweep"] = []
         write(result)

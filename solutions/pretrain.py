@@ -5,6 +5,7 @@ import json
 import sys
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -14,7 +15,7 @@ from . import training as T
 from .checkpoints import save_model
 from .config import SIZES, BertConfig
 from .encoding import WORKERS
-from .mlm import mask_tokens
+from .mlm import continuation_flags, mask_tokens, mask_whole_words
 from .models import BertForMaskedLM
 from .tokenization import Tokenizer, train_vocab
 
@@ -31,6 +32,7 @@ class PretrainSettings:
     max_steps: int = 1000
     minutes: float | None = None   # a time budget; the schedule is fitted to it
     mask_prob: float = 0.15        # BERT's 15%; more gives more signal per step
+    whole_word_mask: bool = False  # choose MeCab words, all their pieces at once (bert-base-japanese-v3)
     short_length: int | None = None  # first train on blocks this long (BERT: 128), then max_length
     short_share: float = 0.9       # share of the steps (or of the time budget) on short blocks
     clip_norm: float = 1.0
@@ -78,7 +80,7 @@ def length_phases(token_lists, tokenizer, settings: PretrainSettings) -> list[tu
 
 def heldout_samples(token_lists, tokenizer, lengths, settings: PretrainSettings, blocks: int = 64) -> dict:
     """{block length: (masked ids, labels)}: a fixed sample of held-out text, masked
-    once (BERT's 15%, whatever the training rate), so every evaluation scores the
+    once (BERT's 15% of the tokens, whatever the training masking), so every evaluation scores the
     same tokens and runs with different settings can be compared."""
     samples = {}
     for length in sorted(set(lengths)):
@@ -106,6 +108,15 @@ def heldout_metrics(model, sample, batch_size: int, device) -> dict:
         count += len(targets)
     model.train()
     return {"dev_loss": loss_sum / count, "dev_accuracy": correct / count}
+
+
+def masking(tokenizer, settings: PretrainSettings):
+    """(ids, generator) -> (masked ids, labels): BERT's masking of tokens, or of whole words."""
+    options = dict(mask_id=tokenizer.mask_id, mask_prob=settings.mask_prob)
+    if settings.whole_word_mask:
+        return partial(mask_whole_words, is_continuation=continuation_flags(tokenizer.id_to_token),
+                       vocab_size=tokenizer.vocab_size, **options)
+    return partial(mask_tokens, vocab_size=tokenizer.vocab_size, **options)
 
 
 def model_config(settings: PretrainSettings, vocab_size: int) -> BertConfig:
@@ -140,6 +151,7 @@ def pretrain(texts: list[str], out_dir, settings: PretrainSettings, dev_texts: l
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: T.warmup_linear_decay(s, plan["warmup"], plan["total"]))
     generator = torch.Generator().manual_seed(settings.seed)
+    mask = masking(tokenizer, settings)
 
     start, step, loss = time.time(), 0, float("nan")
     bar = tqdm(total=plan["total"], desc="事前学習 (MLM)")
@@ -152,8 +164,7 @@ def pretrain(texts: list[str], out_dir, settings: PretrainSettings, dev_texts: l
         # Full batches only: every step the same shape (a compiled model compiles once per length).
         for first in range(0, len(order) - batch_size + 1, batch_size):
             ids = blocks[order[first:first + batch_size]]
-            masked, labels = mask_tokens(ids, tokenizer.vocab_size, mask_id=tokenizer.mask_id,
-                                         mask_prob=settings.mask_prob, generator=generator)
+            masked, labels = mask(ids, generator=generator)
             loss = mlm_step(trained, optimizer, scheduler, T.to_device(masked, device), T.to_device(labels, device),
                             settings.clip_norm, device, scaler)
             step += 1
