@@ -22,12 +22,14 @@
 # A machine without MeCab can be given a folder ($CARRY, default .devcarry) with
 # the fugashi wheel, the unidic-lite sdist and the matplotlib-fontja wheel; the
 # livedoor archive is taken from $ARCHIVE, else $CARRY, else ../shared/data.
-# Making that folder (the device machine has Python 3.12 and no package index):
+# Making that folder (the device machine had Python 3.12 and has no package index; fugashi's
+# wheels for 3.11 to 3.13 unpack side by side, and each Python loads its own extension):
 #   mkdir -p .devcarry && echo /.devcarry/ >> .git/info/exclude
-#   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-#       --platform manylinux2014_x86_64 -d .devcarry fugashi==1.5.2 matplotlib-fontja==1.1.0
+#   for v in 3.11 3.12 3.13; do pip download --no-deps --only-binary=:all: --python-version $v \
+#       --implementation cp --platform manylinux2014_x86_64 -d .devcarry fugashi==1.5.2; done
+#   pip download --no-deps -d .devcarry matplotlib-fontja==1.1.0
 #   pip download --no-deps --no-binary=:all: -d .devcarry unidic-lite==1.0.8
-#   cp ../shared/data/livedoor/ldcc-*.tar.gz .devcarry/          # about 57 MB in all
+#   cp ../shared/data/livedoor/ldcc-*.tar.gz .devcarry/          # about 59 MB in all
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/gpu-session}
