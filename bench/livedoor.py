@@ -61,6 +61,22 @@ def tfidf_baseline(train, dev, window_chars: int | None = None, windows: int = 1
     return {"dev_micro_f1": round(f1, 2), "seconds": round(time.time() - start, 1)}
 
 
+def unigram_reference(train, vocab_size: int) -> dict:
+    """The two reference lines of an MLM learning curve for this split's vocabulary
+    (the one `pretrain` trains): guessing blind, and guessing by token frequency."""
+    import math
+
+    from solutions.encoding import WORKERS
+    from solutions.pretrain import document_token_ids, pack_sequences, unigram_loss
+    from solutions.tokenization import Tokenizer, train_vocab
+
+    texts = [r.title + "\n" + r.text for r in train]
+    tokenizer = Tokenizer(train_vocab(texts, vocab_size))
+    blocks = pack_sequences(document_token_ids(tokenizer, texts, WORKERS), tokenizer, 512)
+    return {"vocab_size": tokenizer.vocab_size, "log_vocab_size": round(math.log(tokenizer.vocab_size), 4),
+            "unigram_loss": round(unigram_loss(blocks), 4), "tokens": blocks.numel()}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--archive", default=str(DEFAULT_ARCHIVE))
@@ -88,6 +104,8 @@ def main(argv=None):
     p.add_argument("--limit", type=int, help="use only the first N articles (smoke test)")
     p.add_argument("--skip-bert", action="store_true")
     p.add_argument("--skip-tfidf", action="store_true")
+    p.add_argument("--unigram", action="store_true",
+                   help="also the MLM loss of guessing by token frequency, under --vocab-size (no GPU needed)")
     p.add_argument("--tfidf-window-chars", type=int,
                    help="also TF-IDF on windows of this many characters (about 820 = 490 tokens), --windows of them")
     args = p.parse_args(argv)
@@ -109,6 +127,8 @@ def main(argv=None):
         if args.tfidf_window_chars:
             result["tfidf_logreg_windows"] = {"window_chars": args.tfidf_window_chars, "windows": args.windows,
                                               **tfidf_baseline(train, dev, args.tfidf_window_chars, args.windows)}
+    if args.unigram:
+        result["unigram"] = unigram_reference(train, args.vocab_size)
     if not args.skip_bert:
         out = Path(args.out)
         pre = pretrain([r.title + "\n" + r.text for r in train], out / "pretrained",
@@ -123,7 +143,8 @@ def main(argv=None):
                                         device=args.device, compile=args.compile),
                        dev_texts=[r.title + "\n" + r.text for r in dev])
         result["pretrain"] = {"size": args.size, "seconds": pre["seconds"], "steps": pre["steps"],
-                              "final_loss": round(pre["final_loss"], 3), "dev_loss": round(pre["dev_loss"], 3),
+                              "final_loss": round(pre["final_loss"], 3),
+                              "unigram_loss": round(pre["unigram_loss"], 3), "dev_loss": round(pre["dev_loss"], 3),
                               "dev_accuracy": round(pre["dev_accuracy"], 4), "vocab_size": pre["vocab_size"],
                               "blocks": pre["blocks"], "tokens_per_block": pre["tokens_per_block"],
                               "phases": pre["phases"], "mask_prob": args.mask_prob,

@@ -15,7 +15,7 @@ from . import training as T
 from .checkpoints import save_model
 from .config import SIZES, BertConfig
 from .encoding import WORKERS
-from .mlm import continuation_flags, mask_tokens, mask_whole_words
+from .mlm import continuation_flags, mask_tokens, mask_whole_words, maskable_positions
 from .models import BertForMaskedLM
 from .tokenization import Tokenizer, train_vocab
 
@@ -76,6 +76,16 @@ def length_phases(token_lists, tokenizer, settings: PretrainSettings) -> list[tu
     short_batch = settings.batch_size * settings.max_length // settings.short_length
     short = pack_sequences(token_lists, tokenizer, settings.short_length)
     return [(short, short_batch, settings.short_share), full]
+
+
+def unigram_loss(blocks: torch.Tensor) -> float:
+    """The MLM loss (nats) of a guesser that ignores the context and gives each token
+    its frequency in the training blocks: their entropy. A loss below it means the
+    model reads the words around the mask; log(vocabulary size) is a blind guess."""
+    ids = blocks[maskable_positions(blocks)]
+    p = torch.bincount(ids).double() / len(ids)
+    p = p[p > 0]
+    return float(-(p * p.log()).sum())
 
 
 def heldout_samples(token_lists, tokenizer, lengths, settings: PretrainSettings, blocks: int = 64) -> dict:
@@ -197,8 +207,10 @@ def pretrain(texts: list[str], out_dir, settings: PretrainSettings, dev_texts: l
                                 "length": length, **final})
 
     save_model(model, out_dir, tokenizer)
-    T.plot_learning_curve(T.read_log(log_path), out_dir / "learning_curve.png", "事前学習 (MLM) の損失")
-    summary = {"steps": step, "final_loss": loss, "seconds": round(time.time() - start, 1),
+    unigram = unigram_loss(phases[-1][0])
+    T.plot_learning_curve(T.read_log(log_path), out_dir / "learning_curve.png", "事前学習 (MLM) の損失",
+                          baselines={"頻度だけで当てたときの損失": unigram})
+    summary = {"steps": step, "final_loss": loss, "unigram_loss": unigram, "seconds": round(time.time() - start, 1),
                "blocks": len(phases[-1][0]), "tokens_per_block": settings.max_length,
                "phases": [{"tokens_per_block": b.shape[1], "blocks": len(b), "batch_size": n} for b, n, _ in phases],
                "device": str(device), **final,

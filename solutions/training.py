@@ -157,9 +157,10 @@ def read_log(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
-def plot_learning_curve(log: list[dict], path: Path, title: str = "学習曲線") -> None:
+def plot_learning_curve(log: list[dict], path: Path, title: str = "学習曲線",
+                        baselines: dict[str, float] | None = None) -> None:
     """Training loss by step and, where logged, the held-out (dev) loss and
-    dev micro-F1 by epoch.
+    dev micro-F1 by epoch; `baselines` ({label: loss}) as dotted lines.
 
     Drawn on a standalone Figure: no pyplot, so a notebook's backend is left alone."""
     from matplotlib.figure import Figure
@@ -174,6 +175,8 @@ def plot_learning_curve(log: list[dict], path: Path, title: str = "学習曲線"
     if heldout:
         ax.plot([e["step"] for e in heldout], [e["dev_loss"] for e in heldout], "s-",
                 color="tab:orange", label="dev 損失")
+    for label, value in (baselines or {}).items():
+        ax.axhline(value, color="gray", linestyle=":", label=label)
     ax.set_xlabel("ステップ")
     ax.set_ylabel("損失")
     handles = ax.get_lines()

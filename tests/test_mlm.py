@@ -1,4 +1,5 @@
 """BERT's 15% / 80-10-10 masking."""
+import pytest
 import torch
 
 from solutions.mlm import mask_tokens
@@ -91,7 +92,6 @@ def test_heldout_mlm_loss_is_logged_and_matches_transformers(tmp_path):
     figures are those transformers' BertForMaskedLM gives for the saved checkpoint."""
     import math
 
-    import pytest
     import transformers
 
     from solutions.data import make_demo_corpus
@@ -109,6 +109,7 @@ def test_heldout_mlm_loss_is_logged_and_matches_transformers(tmp_path):
     assert [e["step"] for e in evals] == [30, 60, 90, 90]  # every 30 steps, then the final model
     # It learns what carries over to unseen text: well below guessing among the whole vocabulary.
     assert evals[-1]["dev_loss"] < min(evals[0]["dev_loss"], math.log(summary["vocab_size"]) - 0.5)
+    assert 0 < summary["unigram_loss"] < math.log(summary["vocab_size"])  # the curve's reference line
 
     tokenizer = Tokenizer.from_pretrained(tmp_path)
     masked, labels = heldout_samples(document_token_ids(tokenizer, dev_texts), tokenizer, [32], settings)[32]
@@ -122,8 +123,6 @@ def test_heldout_mlm_loss_is_logged_and_matches_transformers(tmp_path):
 
 
 def test_heldout_text_too_short_is_reported(tmp_path):
-    import pytest
-
     from solutions.data import make_demo_corpus
     from solutions.pretrain import PretrainSettings, pretrain
     from solutions.training import TrainingError
@@ -153,3 +152,22 @@ def test_pretraining_steps_on_full_batches_only(tmp_path, monkeypatch):
     blocks = summary["phases"][0]["blocks"]
     assert blocks % 7 and 120 > blocks // 7  # epochs end with a remainder, and there are several epochs
     assert set(shapes) == {(7, 32)} and len(shapes) == 120
+
+
+def test_unigram_loss_is_the_loss_of_guessing_by_frequency():
+    """unigram_loss: the cross-entropy (scikit-learn's log_loss) of predicting every
+    non-special token by its frequency in the blocks; [CLS]/[SEP]/[PAD] are never targets."""
+    import numpy as np
+    from sklearn.metrics import log_loss
+
+    from solutions.pretrain import unigram_loss
+
+    g = torch.Generator().manual_seed(4)
+    words = torch.multinomial(torch.tensor([8.0, 4, 2, 1, 1, 0.5]), 3000, replacement=True, generator=g) + 5
+    blocks = torch.cat([torch.full((100, 1), 2), words.view(100, 30), torch.full((100, 1), 3)], dim=1)
+    blocks[::7, -5:-1] = 0  # some padding
+    targets = blocks[blocks >= 5].numpy()
+    classes, counts = np.unique(targets, return_counts=True)
+    guess = np.tile(counts / counts.sum(), (len(targets), 1))
+    assert unigram_loss(blocks) == pytest.approx(log_loss(targets, guess, labels=classes), abs=1e-9)
+    assert unigram_loss(torch.tensor([[2, 9, 9, 9, 3]])) == 0.0  # one token: no uncertainty
