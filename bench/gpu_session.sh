@@ -42,10 +42,12 @@ RUN=${RUN:-runs/gpu-session-livedoor}   # an ignored folder: kept between warm c
 mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)
 export PYTHONUNBUFFERED=1 TQDM_MININTERVAL=10
 
-snapshot() {  # what the run has written so far (its JSON after each stage, the metrics of each step)
+snapshot() {  # what the run has written so far (its JSON after each stage, the metrics of each step,
+              # the dev answers of each fine-tuning's best epoch)
     cp "$RUN/livedoor.json" "$RUN/livedoor.log" "$OUT/" 2>/dev/null
     (cd "$RUN/livedoor-run" 2>/dev/null &&
-        tar czf "$OUT/curves.tgz" $(ls */learning_curve.png */metrics.jsonl */*summary.json 2>/dev/null) 2>/dev/null)
+        tar czf "$OUT/curves.tgz" $(ls */learning_curve.png */metrics.jsonl */*summary.json */dev_predictions.jsonl \
+            2>/dev/null) 2>/dev/null)
 }
 
 collect() {   # the livedoor results (JSON, logs, learning curves) into $OUT

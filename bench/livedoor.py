@@ -58,7 +58,25 @@ def tfidf_baseline(train, dev, window_chars: int | None = None, windows: int = 1
     predicted = [classifier.classes_[classifier.predict_proba(vectorizer.transform(pieces(r))).mean(0).argmax()]
                  for r in dev]
     f1 = 100 * f1_score([r.labels[0] for r in dev], predicted, average="micro")
-    return {"dev_micro_f1": round(f1, 2), "seconds": round(time.time() - start, 1)}
+    return {"dev_micro_f1": round(f1, 2), "seconds": round(time.time() - start, 1), **per_label(dev, predicted)}
+
+
+def per_label(dev, predicted: list[str]) -> dict:
+    """F1 of each category and the confusion matrix (rows: true category, columns: predicted)."""
+    from sklearn.metrics import confusion_matrix, f1_score
+
+    gold = [r.labels[0] for r in dev]
+    labels = sorted(set(gold))
+    scores = f1_score(gold, predicted, labels=labels, average=None)
+    return {"f1_by_label": {label: round(100 * x, 2) for label, x in zip(labels, scores)},
+            "confusion": {"labels": labels, "rows_true_columns_predicted":
+                          confusion_matrix(gold, predicted, labels=labels).tolist()}}
+
+
+def answers(path) -> list[str]:
+    """The single label of each page in a `train` run's dev_predictions.jsonl ("" for none)."""
+    rows = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines()]
+    return [row["labels"][0] if row["labels"] else "" for row in rows]
 
 
 def unigram_reference(train, vocab_size: int) -> dict:
@@ -101,7 +119,7 @@ def main(argv=None):
     p.add_argument("--lrs", help="comma-separated fine-tuning learning rates (overrides --lr)")
     p.add_argument("--deadline-minutes", type=float, help="start no fine-tuning after this many minutes")
     p.add_argument("--device", default="auto")
-    p.add_argument("--limit", type=int, help="use only the first N articles (smoke test)")
+    p.add_argument("--limit", type=int, help="use only N articles, spread over the categories (smoke test)")
     p.add_argument("--skip-bert", action="store_true")
     p.add_argument("--skip-tfidf", action="store_true")
     p.add_argument("--unigram", action="store_true",
@@ -116,7 +134,9 @@ def main(argv=None):
         if args.json:
             Path(args.json).write_text(json.dumps(result, ensure_ascii=False) + "\n", encoding="utf-8")
 
-    records = read_livedoor(args.archive)[: args.limit]
+    records = read_livedoor(args.archive)
+    if args.limit:  # every k-th article: the archive is sorted by category, and each one stays in
+        records = records[:: max(1, len(records) // args.limit)][: args.limit]
     train, dev = split_train_dev(records, dev_fraction=0.2, seed=0)
     result = {"articles": len(records), "train": len(train), "dev": len(dev),
               "machine": f"{platform.machine()} {os.cpu_count()} cores",
@@ -165,7 +185,8 @@ def main(argv=None):
             result["sweep"].append({"lr": lr, "dev_micro_f1": round(fine["best"]["dev_micro_f1"], 2),
                                     "best_epoch": fine["best"]["epoch"], "dev_f1_by_epoch": [round(f, 2) for f in curve],
                                     "seconds": fine["seconds"],
-                                    "learning_curve": str(out / f"finetuned-lr{lr:g}" / "learning_curve.png")})
+                                    "learning_curve": str(out / f"finetuned-lr{lr:g}" / "learning_curve.png"),
+                                    **per_label(dev, answers(fine["dev_predictions"]))})
             print(json.dumps(result["sweep"][-1]), file=sys.stderr, flush=True)
             write(result)
         best = max((r for r in result["sweep"] if "dev_micro_f1" in r), key=lambda r: r["dev_micro_f1"])

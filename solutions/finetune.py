@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 from . import training as T
 from .batching import length_bucketed_batches, pad_batch, sorted_batches
 from .checkpoints import load_model, resolve_checkpoint, save_model
+from .data import write_json_lines
 from .encoding import WORKERS, encode_records
 from .fast import FastBertForSequenceClassification
 from .metrics import micro_f1
@@ -105,11 +106,15 @@ def record_probabilities(window_probs: torch.Tensor, record: list[int]) -> torch
     return sums / counts[:, None]
 
 
-def evaluate(model, encoded, records, labels, settings, device) -> float:
-    _, chosen = predict_label_sets(model, encoded, settings.batch_size * 2, device,
-                                   model.config.multi_label)
-    predicted = [{labels[i] for i in c} for c in chosen]
-    return micro_f1([set(r.labels) for r in records], predicted)["micro_f1"]
+def evaluate(model, encoded, records, labels, settings, device) -> tuple[float, list[dict]]:
+    """Dev micro-F1, and each page's predicted labels with their probabilities
+    (the rows `predict --format simple` writes), for looking at the errors."""
+    probs, chosen = predict_label_sets(model, encoded, settings.batch_size * 2, device,
+                                       model.config.multi_label)
+    rows = [{"page_id": r.page_id, "labels": [labels[i] for i in c], "probs": [round(float(p[i]), 4) for i in c]}
+            for r, p, c in zip(records, probs, chosen)]
+    f1 = micro_f1([set(r.labels) for r in records], [set(row["labels"]) for row in rows])["micro_f1"]
+    return f1, rows
 
 
 def finetune(train_records, dev_records, checkpoint, out_dir, settings: FinetuneSettings,
@@ -203,12 +208,13 @@ def finetune(train_records, dev_records, checkpoint, out_dir, settings: Finetune
         if stopped:
             break
         if dist.is_main:
-            f1 = evaluate(model, dev_enc, dev_records, labels, settings, device)
+            f1, rows = evaluate(model, dev_enc, dev_records, labels, settings, device)
             T.append_log(log_path, {"step": step, "epoch": epoch + 1, "dev_micro_f1": f1})
             print(f"エポック {epoch + 1}: dev micro-F1 = {f1:.2f}", file=sys.stderr)
             if f1 > best["dev_micro_f1"]:
                 best = {"dev_micro_f1": f1, "epoch": epoch + 1}
                 save_model(model, out_dir / "best", tokenizer)
+                write_json_lines(out_dir / "dev_predictions.jsonl", rows)  # the best model's answers
         save(True)
         dist.barrier()
         if settings.stop_after_steps and step >= settings.stop_after_steps:
@@ -217,7 +223,8 @@ def finetune(train_records, dev_records, checkpoint, out_dir, settings: Finetune
 
     summary = {"best": best, "steps": step, "total_steps": total_steps, "stopped_early": stopped,
                "seconds": round(time.time() - start, 1), "device": str(device),
-               "checkpoint": str(out_dir / "best"), "labels": len(labels), "multi_label": multi_label}
+               "checkpoint": str(out_dir / "best"), "dev_predictions": str(out_dir / "dev_predictions.jsonl"),
+               "labels": len(labels), "multi_label": multi_label}
     if dist.is_main:
         T.plot_learning_curve(T.read_log(log_path), out_dir / "learning_curve.png")
         (out_dir / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2) + "\n")

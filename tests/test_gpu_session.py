@@ -51,6 +51,12 @@ def collected(tmp_path) -> dict:
     assert (out / "curves.tgz").exists() and (out / "livedoor.log").exists()
     result = json.loads((out / "livedoor.json").read_text())
     assert 0 <= result["ours"]["dev_micro_f1"] <= 100 and result["pretrain"]["steps"] > 0
+    # The confusion matrix comes from the best epoch's dev answers: its diagonal is the reported F1.
+    confusion = result["ours"]["confusion"]["rows_true_columns_predicted"]
+    assert sum(map(sum, confusion)) == result["dev"]
+    hits = sum(confusion[i][i] for i in range(len(confusion)))
+    assert 100 * hits / result["dev"] == pytest.approx(result["ours"]["dev_micro_f1"], abs=0.01)
+    assert set(result["ours"]["f1_by_label"]) == set(result["ours"]["confusion"]["labels"])
     return result
 
 

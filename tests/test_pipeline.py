@@ -75,10 +75,45 @@ def test_commands_end_to_end_beat_the_majority_baseline(tmp_path):
     (key,) = lines[0]["ENEs"]  # ENE labels -> the SHINRA submission format
     assert key.startswith("AUTO.MyBERT.")
     report = json.loads(run("score", gold, tmp_path / "pred.jsonl").stdout)
+    # train left the best epoch's dev answers in the same simple form: the scorer agrees with its F1.
+    best = json.loads((tmp_path / "ft" / "summary.json").read_text())["best"]
+    answers = json.loads(run("score", gold, tmp_path / "ft" / "dev_predictions.jsonl").stdout)
+    assert answers["f1"] == pytest.approx(best["dev_micro_f1"], abs=1e-6)
     majority = Counter(r.labels[0] for r in train).most_common(1)[0][0]
     majority_tp = sum(majority in r.labels for r in dev)
     majority_f1 = 100 * 2 * majority_tp / (len(dev) + sum(len(r.labels) for r in dev))
     assert report["f1"] > majority_f1 + 5, (report["f1"], majority_f1)
+
+
+def test_dev_predictions_are_the_best_epochs_answers(tmp_path, tiny_checkpoint, demo_records, monkeypatch):
+    """dev_predictions.jsonl: one row per dev page, from the epoch kept as best (here the
+    second of three, by a ranking imposed on the scores), and scikit-learn's micro-F1
+    over its label sets is the F1 that evaluation computed for that epoch."""
+    from sklearn.metrics import f1_score
+    from sklearn.preprocessing import MultiLabelBinarizer
+
+    import solutions.finetune as F
+
+    real_evaluate, epochs = F.evaluate, []
+
+    def ranked_evaluate(*args):
+        f1, rows = real_evaluate(*args)
+        epochs.append((f1, rows))
+        return [20.0, 90.0, 40.0][len(epochs) - 1], rows
+
+    monkeypatch.setattr(F, "evaluate", ranked_evaluate)
+    train, dev = small_split(demo_records)
+    summary = finetune(train, dev, tiny_checkpoint, tmp_path / "ft",
+                       FinetuneSettings(epochs=3, lr=3e-3, max_length=64, device="cpu", keep_state=False))
+    assert summary["best"]["epoch"] == 2
+    rows = [json.loads(line) for line in (tmp_path / "ft" / "dev_predictions.jsonl").read_text().splitlines()]
+    assert rows == epochs[1][1] and rows != epochs[2][1]  # the second epoch's answers, not the last
+    assert [row["page_id"] for row in rows] == [r.page_id for r in dev]
+    assert all(len(row["probs"]) == len(row["labels"]) and all(0 <= p <= 1 for p in row["probs"]) for row in rows)
+    binarizer = MultiLabelBinarizer().fit([r.labels for r in train + dev])
+    gold, predicted = (binarizer.transform(sets) for sets in ([r.labels for r in dev], [row["labels"] for row in rows]))
+    f1 = 100 * f1_score(gold, predicted, average="micro")
+    assert f1 == pytest.approx(epochs[1][0], abs=1e-9)
 
 
 def small_split(records):
