@@ -85,8 +85,8 @@ def run_pretrain(args) -> int:
     summary = pretrain(texts, args.out, settings, dev_texts=dev_texts)
     heldout = (f", 評価用テキストの損失 {summary['dev_loss']:.3f} (マスク位置の正解率 {summary['dev_accuracy']:.1%})"
                if "dev_loss" in summary else "")
-    say(f"事前学習が終わりました: {summary['steps']} ステップ, 損失 {summary['final_loss']:.3f}{heldout}, "
-        f"{summary['seconds']} 秒 → {args.out}")
+    say(f"事前学習が終わりました: {summary['steps']} ステップ, 損失 {summary['final_loss']:.3f}{heldout} "
+        f"(頻度だけで当てたときの損失 {summary['unigram_loss']:.3f}), {summary['seconds']} 秒 → {args.out}")
     return 0
 
 

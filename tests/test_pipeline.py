@@ -56,6 +56,7 @@ def test_commands_end_to_end_beat_the_majority_baseline(tmp_path):
               "--eval-every", "50", "--device", "cpu")
     summary = json.loads((tmp_path / "pre" / "pretrain_summary.json").read_text())
     assert f"評価用テキストの損失 {summary['dev_loss']:.3f}" in pre.stderr
+    assert f"頻度だけで当てたときの損失 {summary['unigram_loss']:.3f}" in pre.stderr
     assert [e["step"] for e in read_log(tmp_path / "pre" / "metrics.jsonl") if "dev_loss" in e] == [50, 100, 150, 150]
     run("train", "--train", data / "train.jsonl", "--dev", data / "dev.jsonl", "--checkpoint", tmp_path / "pre",
         "--out", tmp_path / "ft", "--epochs", "4", "--lr", "1e-3", "--max-length", "96", "--windows", "2",
