@@ -106,13 +106,22 @@ def record_probabilities(window_probs: torch.Tensor, record: list[int]) -> torch
     return sums / counts[:, None]
 
 
+def scored_labels(labels: list[str], probs, chosen) -> list[tuple[str, float]]:
+    """[(label, probability)] of one page's chosen label indices, probabilities to 4 places."""
+    return [(labels[i], round(float(probs[i]), 4)) for i in chosen]
+
+
+def answer_row(page_id: str, scored) -> dict:
+    """One page's answer in the simple form: {"page_id", "labels", "probs"}."""
+    return {"page_id": page_id, "labels": [name for name, _ in scored], "probs": [p for _, p in scored]}
+
+
 def evaluate(model, encoded, records, labels, settings, device) -> tuple[float, list[dict]]:
     """Dev micro-F1, and each page's predicted labels with their probabilities
     (the rows `predict --format simple` writes), for looking at the errors."""
     probs, chosen = predict_label_sets(model, encoded, settings.batch_size * 2, device,
                                        model.config.multi_label)
-    rows = [{"page_id": r.page_id, "labels": [labels[i] for i in c], "probs": [round(float(p[i]), 4) for i in c]}
-            for r, p, c in zip(records, probs, chosen)]
+    rows = [answer_row(r.page_id, scored_labels(labels, p, c)) for r, p, c in zip(records, probs, chosen)]
     f1 = micro_f1([set(r.labels) for r in records], [set(row["labels"]) for row in rows])["micro_f1"]
     return f1, rows
 

@@ -14,7 +14,7 @@ from . import training as T
 from .checkpoints import load_model, resolve_checkpoint
 from .data import write_json_lines, write_shinra_submission
 from .encoding import WORKERS, encode_records
-from .finetune import fit_max_length, predict_label_sets
+from .finetune import answer_row, fit_max_length, predict_label_sets, scored_labels
 from .fast import FastBertForSequenceClassification
 from .tokenization import Tokenizer
 
@@ -89,7 +89,7 @@ def predictions(model, tokenizer, records, *, batch_size=64, max_length=256, dev
             model, tokenizer, records, batch_size=batch_size, max_length=max_length, device=device,
             threshold=threshold, chunk_size=chunk_size, windows=windows):
         for record, p, c in zip(chunk, probs, chosen):
-            yield record, [(labels[i], round(float(p[i]), 4)) for i in c]
+            yield record, scored_labels(labels, p, c)
         bar.update(len(chunk))
     bar.close()
 
@@ -127,8 +127,7 @@ def predict_file(checkpoint, records, output_path, *, output_format="auto", syst
         rows = ((r.page_id, r.title, scored) for r, scored in stream)
         write_shinra_submission(output_path, counted(rows), system=system, yyyymm=yyyymm)
     else:
-        rows = ({"page_id": r.page_id, "labels": [n for n, _ in scored], "probs": [p for _, p in scored]}
-                for r, scored in stream)
+        rows = (answer_row(r.page_id, scored) for r, scored in stream)
         write_json_lines(output_path, counted(rows))
     print(f"{counter['pages']} ページの予測を {output_path} に書きました ({output_format} 形式)", file=sys.stderr)
     return {"pages": counter["pages"], "output": str(output_path), "format": output_format}
