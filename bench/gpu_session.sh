@@ -136,6 +136,10 @@ rm -rf "$RUN" && mkdir -p "$RUN"
 # beat 5e-5 in run 1) and 2e-4. Whole-word masking: the 8.5 minutes read the 3.5 M training
 # tokens about 85 times and the training loss fell below the held-out one; masking whole
 # words leaves no piece of a hidden word in view (bert-base-japanese-v3's own recipe).
+# Segments: fine-tuning reads "[CLS] title [SEP] body [SEP]" with the body as segment 1. Up to
+# run 3, pre-training blocks were all segment 0, so that embedding reached fine-tuning untrained
+# (random) and was added to every body token; now pages are packed as "title [SEP] body" and a
+# block's tokens after its first [SEP] are segment 1 (solutions.pretrain.segment_ids).
 cmd=(timeout "$((left - 8))" $PY bench/livedoor.py --archive "$ARCHIVE" --out "$RUN/livedoor-run"
      --json "$RUN/livedoor.json" --skip-tfidf --pretrain-minutes "$minutes" --deadline-minutes "$deadline"
      $compile ${LIVEDOOR_ARGS:---device cuda --size base --vocab-size 16000 --pretrain-max-length 512

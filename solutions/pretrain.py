@@ -60,9 +60,28 @@ def pack_sequences(token_lists, tokenizer, max_length: int, what: str = "事前�
 
 
 def document_token_ids(tokenizer, texts, workers: int = 1) -> list[list[int]]:
-    """Token ids of each text without [CLS]/[SEP] and without truncation."""
-    encoded = tokenizer.encode_batch(texts, max_length=10**7, padding=False, workers=workers)
+    """Token ids of each text without [CLS]/[SEP] and without truncation.
+    Texts given as (title, body) pairs become "title [SEP] body", the way
+    fine-tuning reads a page ("[CLS] title [SEP] body [SEP]")."""
+    if texts and isinstance(texts[0], tuple):
+        titles, bodies = map(list, zip(*texts))
+        encoded = tokenizer.encode_batch(titles, bodies, max_length=10**7, padding=False, workers=workers)
+    else:
+        encoded = tokenizer.encode_batch(texts, max_length=10**7, padding=False, workers=workers)
     return [ids[1:-1] for ids in encoded["input_ids"]]
+
+
+def joined(texts) -> list[str]:
+    """Each text as one string (a pair's title and body on two lines), for training the vocabulary."""
+    return [text if isinstance(text, str) else "\n".join(text) for text in texts]
+
+
+def segment_ids(blocks: torch.Tensor, sep_id: int) -> torch.Tensor:
+    """BERT's two segments in each block: 0 up to and including the first [SEP], 1 after it,
+    as in "[CLS] title [SEP] body [SEP]". Fine-tuning gives every body token segment 1;
+    without it here, that embedding would reach fine-tuning untrained (random)."""
+    is_sep = (blocks == sep_id).long()
+    return ((is_sep.cumsum(dim=-1) - is_sep) > 0).long()
 
 
 def length_phases(token_lists, tokenizer, settings: PretrainSettings) -> list[tuple]:
@@ -89,15 +108,17 @@ def unigram_loss(blocks: torch.Tensor) -> float:
 
 
 def heldout_samples(token_lists, tokenizer, lengths, settings: PretrainSettings, blocks: int = 64) -> dict:
-    """{block length: (masked ids, labels)}: a fixed sample of held-out text, masked
+    """{block length: (masked ids, labels, segment ids)}: a fixed sample of held-out text, masked
     once (BERT's 15% of the tokens, whatever the training masking), so every evaluation scores the
     same tokens and runs with different settings can be compared."""
     samples = {}
     for length in sorted(set(lengths)):
         packed = pack_sequences(token_lists, tokenizer, length, what="評価用 (held-out) のテキスト")
         order = torch.randperm(len(packed), generator=torch.Generator().manual_seed(settings.seed))
-        samples[length] = mask_tokens(packed[order[:blocks]], tokenizer.vocab_size, mask_id=tokenizer.mask_id,
-                                      generator=torch.Generator().manual_seed(settings.seed + 1))
+        sample = packed[order[:blocks]]
+        masked, labels = mask_tokens(sample, tokenizer.vocab_size, mask_id=tokenizer.mask_id,
+                                     generator=torch.Generator().manual_seed(settings.seed + 1))
+        samples[length] = masked, labels, segment_ids(sample, tokenizer.sep_id)
     return samples
 
 
@@ -105,13 +126,13 @@ def heldout_samples(token_lists, tokenizer, lengths, settings: PretrainSettings,
 def heldout_metrics(model, sample, batch_size: int, device) -> dict:
     """MLM loss and accuracy on the held-out masked tokens, dropout off.
     A training loss that falls while this one rises means memorising."""
-    masked, labels = sample
+    masked, labels, segments = sample
     model.eval()
     loss_sum, correct, count = 0.0, 0, 0
     for first in range(0, len(masked), batch_size):
-        x, y = masked[first:first + batch_size].to(device), labels[first:first + batch_size].to(device)
+        x, y, t = (part[first:first + batch_size].to(device) for part in (masked, labels, segments))
         with T.autocast(device):
-            out = model(x, labels=y)
+            out = model(x, token_type_ids=t, labels=y)
         targets = y[y != -100]
         loss_sum += out["loss"].item() * len(targets)
         correct += int((out["logits"].argmax(-1) == targets).sum())
@@ -136,8 +157,9 @@ def model_config(settings: PretrainSettings, vocab_size: int) -> BertConfig:
                       **SIZES[settings.size])
 
 
-def pretrain(texts: list[str], out_dir, settings: PretrainSettings, dev_texts: list[str] | None = None) -> dict:
+def pretrain(texts: list, out_dir, settings: PretrainSettings, dev_texts: list | None = None) -> dict:
     """Train a vocabulary, then an MLM BERT; save both in the Hugging Face layout.
+    texts (and dev_texts): strings, or (title, body) pairs (see document_token_ids).
     With dev_texts (never trained on), the MLM loss and accuracy on them are
     logged every settings.eval_every steps and at the end."""
     out_dir = Path(out_dir)
@@ -148,7 +170,7 @@ def pretrain(texts: list[str], out_dir, settings: PretrainSettings, dev_texts: l
     torch.manual_seed(settings.seed)
 
     print(f"語彙を学習しています (目標 {settings.vocab_size} 語)…", file=sys.stderr)
-    tokenizer = Tokenizer(train_vocab(texts, settings.vocab_size))
+    tokenizer = Tokenizer(train_vocab(joined(texts), settings.vocab_size))
     phases = length_phases(document_token_ids(tokenizer, texts, WORKERS), tokenizer, settings)
     heldout = (heldout_samples(document_token_ids(tokenizer, dev_texts, WORKERS), tokenizer,
                                [blocks.shape[1] for blocks, _, _ in phases], settings) if dev_texts else {})
@@ -176,7 +198,7 @@ def pretrain(texts: list[str], out_dir, settings: PretrainSettings, dev_texts: l
             ids = blocks[order[first:first + batch_size]]
             masked, labels = mask(ids, generator=generator)
             loss = mlm_step(trained, optimizer, scheduler, T.to_device(masked, device), T.to_device(labels, device),
-                            settings.clip_norm, device, scaler)
+                            settings.clip_norm, device, scaler, T.to_device(segment_ids(ids, tokenizer.sep_id), device))
             step += 1
             bar.update(1)
             evaluate = heldout and step % settings.eval_every == 0
@@ -236,11 +258,12 @@ def fit_schedule_to_budget(plan: dict, steps_done: int, seconds: float, settings
         plan["warmup"] = max(steps_done, T.warmup_steps_for(plan["total"], settings.warmup_ratio))
 
 
-def mlm_step(model, optimizer, scheduler, masked, labels, clip_norm, device, scaler) -> torch.Tensor:
+def mlm_step(model, optimizer, scheduler, masked, labels, clip_norm, device, scaler,
+             token_type_ids=None) -> torch.Tensor:
     """One update; the same steps as finetune.train_step (scaler: T.grad_scaler). The
     loss comes back as a tensor on the device: reading it waits for the GPU."""
     with T.autocast(device):  # packed blocks hold no [PAD]: no attention mask
-        loss = model(masked, labels=labels)["loss"]
+        loss = model(masked, token_type_ids=token_type_ids, labels=labels)["loss"]
     scaler.scale(loss).backward()
     scaler.unscale_(optimizer)
     torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)

@@ -100,7 +100,7 @@ def test_heldout_mlm_loss_is_logged_and_matches_transformers(tmp_path):
     from solutions.training import read_log
 
     records = make_demo_corpus(240, seed=3)
-    texts, dev_texts = [r.text for r in records[:200]], [r.text for r in records[200:]]
+    texts, dev_texts = [(r.title, r.text) for r in records[:200]], [(r.title, r.text) for r in records[200:]]
     settings = PretrainSettings(size="tiny", vocab_size=600, max_length=32, batch_size=16, lr=2e-3,
                                 max_steps=90, eval_every=30, device="cpu")
     summary = pretrain(texts, tmp_path, settings, dev_texts=dev_texts)
@@ -112,10 +112,12 @@ def test_heldout_mlm_loss_is_logged_and_matches_transformers(tmp_path):
     assert 0 < summary["unigram_loss"] < math.log(summary["vocab_size"])  # the curve's reference line
 
     tokenizer = Tokenizer.from_pretrained(tmp_path)
-    masked, labels = heldout_samples(document_token_ids(tokenizer, dev_texts), tokenizer, [32], settings)[32]
+    masked, labels, segments = heldout_samples(document_token_ids(tokenizer, dev_texts), tokenizer, [32],
+                                               settings)[32]
+    assert segments.any()  # pages as (title, body): segment 1 after the first [SEP]
     hf = transformers.BertForMaskedLM.from_pretrained(tmp_path).eval()
     with torch.no_grad():
-        out = hf(input_ids=masked, labels=labels)
+        out = hf(input_ids=masked, token_type_ids=segments, labels=labels)
     chosen = labels != -100
     accuracy = (out.logits[chosen].argmax(-1) == labels[chosen]).float().mean().item()
     assert summary["dev_loss"] == pytest.approx(out.loss.item(), abs=1e-4)
@@ -171,3 +173,52 @@ def test_unigram_loss_is_the_loss_of_guessing_by_frequency():
     guess = np.tile(counts / counts.sum(), (len(targets), 1))
     assert unigram_loss(blocks) == pytest.approx(log_loss(targets, guess, labels=classes), abs=1e-9)
     assert unigram_loss(torch.tensor([[2, 9, 9, 9, 3]])) == 0.0  # one token: no uncertainty
+
+
+def test_pages_are_packed_with_the_segments_fine_tuning_gives_them(tmp_path):
+    """A page (title, body) becomes "title [SEP] body", and a block's segments are those of
+    transformers' BertJapaneseTokenizer for the pair: 0 up to the first [SEP], 1 after it."""
+    from test_tokenization import transformers_tokenizer
+
+    from solutions.pretrain import document_token_ids, pack_sequences, segment_ids
+    from solutions.tokenization import Tokenizer, train_vocab
+
+    pages = [("東京都の会社", "東京都に本社を置く会社である。一九九〇年に設立された。"),
+             ("山田太郎", "日本の野球選手。大阪府出身。")]
+    tokenizer = Tokenizer(train_vocab(["\n".join(page) for page in pages] * 3, 300, min_frequency=1))
+    hf = transformers_tokenizer(tokenizer.save(tmp_path) / "vocab.txt")
+    for page, ids in zip(pages, document_token_ids(tokenizer, pages)):
+        expected = hf(*page, return_token_type_ids=True)
+        block = torch.tensor([[tokenizer.cls_id, *ids, tokenizer.sep_id]])  # one page, one block
+        assert block[0].tolist() == expected["input_ids"]
+        assert segment_ids(block, tokenizer.sep_id)[0].tolist() == expected["token_type_ids"]
+    # Packed: a block holds the end of one page and the start of the next; segment 1 after the first [SEP].
+    block = pack_sequences(document_token_ids(tokenizer, pages), tokenizer, 20)[0]
+    first_sep = block.tolist().index(tokenizer.sep_id)
+    assert segment_ids(block[None], tokenizer.sep_id)[0].tolist() == [0] * (first_sep + 1) + [1] * (19 - first_sep)
+
+
+def test_pretraining_trains_the_segment_embedding_fine_tuning_uses(tmp_path, monkeypatch):
+    """Every step passes the blocks' segments, so segment 1 (the body in fine-tuning) is trained."""
+    import solutions.pretrain as P
+    from solutions.data import make_demo_corpus
+
+    seen, step = [], P.mlm_step
+
+    def recording_step(model, optimizer, scheduler, masked, labels, clip_norm, device, scaler, token_type_ids):
+        seen.append((masked, token_type_ids))
+        loss = step(model, optimizer, scheduler, masked, labels, clip_norm, device, scaler, token_type_ids)
+        seen[-1] += (model.bert.embeddings.segment.weight.detach().clone(),)
+        return loss
+
+    monkeypatch.setattr(P, "mlm_step", recording_step)
+    pages = [(r.title, r.text) for r in make_demo_corpus(60, seed=0)]
+    settings = P.PretrainSettings(size="tiny", vocab_size=400, max_length=32, batch_size=8, max_steps=20,
+                                  device="cpu")
+    P.pretrain(pages, tmp_path, settings)
+    tokenizer = P.Tokenizer.from_pretrained(tmp_path)
+    for masked, segments, _ in seen:
+        assert torch.equal(segments, P.segment_ids(masked, tokenizer.sep_id))
+    assert sum(int(segments.sum()) for _, segments, _ in seen) > 0
+    moved = (seen[-1][2] - seen[0][2]).norm(dim=1)
+    assert moved[1] > 0.5 * moved[0]  # segment 1 learns like segment 0, not just by weight decay
