@@ -13,7 +13,7 @@ import torch
 from solutions import data as D
 from solutions.finetune import FinetuneSettings, finetune
 from solutions.predict import predict_file
-from solutions.pretrain import PretrainSettings, pretrain
+from solutions.pretrain import PretrainSettings, page_texts, pretrain
 
 MAX_SHOWN_ERRORS = 20
 
@@ -72,14 +72,9 @@ def run_data(args) -> int:
     return 0
 
 
-def page_text(record) -> tuple[str, str]:
-    """A page as pre-training reads it: (title, body), packed as "title [SEP] body" like fine-tuning's input."""
-    return record.title, record.text
-
-
 def run_pretrain(args) -> int:
-    texts = [page_text(r) for path in args.data for r in read_dataset(path, require_labels=False)]
-    dev_texts = [page_text(r) for path in args.dev or [] for r in read_dataset(path, require_labels=False)]
+    texts = page_texts(r for path in args.data for r in read_dataset(path, require_labels=False))
+    dev_texts = page_texts(r for path in args.dev or [] for r in read_dataset(path, require_labels=False))
     settings = PretrainSettings(size=args.size, vocab_size=args.vocab_size, max_length=args.max_length,
                                 batch_size=args.batch_size, lr=args.lr,
                                 max_steps=args.max_steps or (10**7 if args.minutes else 1000),
@@ -165,9 +160,9 @@ def run_demo(args) -> int:
                            max_length=128, batch_size=128 if gpu else 32, lr=5e-4 if gpu else 1e-3,
                            max_steps=10**6, minutes=args.pretrain_minutes or (3.0 if gpu else 1.5),
                            seed=args.seed, device=str(device))
-    pretrain([page_text(r) for r in read_dataset(out / "data" / "train.jsonl", require_labels=True)],
+    pretrain(page_texts(read_dataset(out / "data" / "train.jsonl", require_labels=True)),
              out / "pretrained", pre,
-             dev_texts=[page_text(r) for r in read_dataset(out / "data" / "dev.jsonl", require_labels=True)])
+             dev_texts=page_texts(read_dataset(out / "data" / "dev.jsonl", require_labels=True)))
 
     say("3/5 分類器をファインチューニングします (ワークショップと同じく 1 ページ 1 ラベル)")
     fine = FinetuneSettings(epochs=args.epochs or (6 if gpu else 15), batch_size=32,

@@ -30,7 +30,7 @@ import torch  # noqa: E402
 from solutions.data import read_livedoor, split_train_dev  # noqa: E402
 from solutions.finetune import FinetuneSettings, finetune  # noqa: E402
 from solutions.training import read_log  # noqa: E402
-from solutions.pretrain import PretrainSettings, pretrain  # noqa: E402
+from solutions.pretrain import PretrainSettings, page_texts, pretrain  # noqa: E402
 
 DEFAULT_ARCHIVE = ROOT.parent / "shared" / "data" / "livedoor" / "ldcc-20140209-train80.tar.gz"
 
@@ -88,7 +88,7 @@ def unigram_reference(train, vocab_size: int) -> dict:
     from solutions.pretrain import document_token_ids, joined, pack_sequences, unigram_loss
     from solutions.tokenization import Tokenizer, train_vocab
 
-    texts = [(r.title, r.text) for r in train]
+    texts = page_texts(train)
     tokenizer = Tokenizer(train_vocab(joined(texts), vocab_size))
     blocks = pack_sequences(document_token_ids(tokenizer, texts, WORKERS), tokenizer, 512)
     return {"vocab_size": tokenizer.vocab_size, "log_vocab_size": round(math.log(tokenizer.vocab_size), 4),
@@ -151,7 +151,7 @@ def main(argv=None):
         result["unigram"] = unigram_reference(train, args.vocab_size)
     if not args.skip_bert:
         out = Path(args.out)
-        pre = pretrain([(r.title, r.text) for r in train], out / "pretrained",
+        pre = pretrain(page_texts(train), out / "pretrained",
                        PretrainSettings(size=args.size, vocab_size=args.vocab_size,
                                         max_length=args.pretrain_max_length,
                                         batch_size=args.pretrain_batch_size, lr=args.pretrain_lr,
@@ -161,7 +161,7 @@ def main(argv=None):
                                         short_length=args.pretrain_short_length,
                                         short_share=args.pretrain_short_share,
                                         device=args.device, compile=args.compile),
-                       dev_texts=[(r.title, r.text) for r in dev])
+                       dev_texts=page_texts(dev))
         result["pretrain"] = {"size": args.size, "seconds": pre["seconds"], "steps": pre["steps"],
                               "final_loss": round(pre["final_loss"], 3),
                               "unigram_loss": round(pre["unigram_loss"], 3), "dev_loss": round(pre["dev_loss"], 3),

@@ -63,12 +63,16 @@ def document_token_ids(tokenizer, texts, workers: int = 1) -> list[list[int]]:
     """Token ids of each text without [CLS]/[SEP] and without truncation.
     Texts given as (title, body) pairs become "title [SEP] body", the way
     fine-tuning reads a page ("[CLS] title [SEP] body [SEP]")."""
-    if texts and isinstance(texts[0], tuple):
-        titles, bodies = map(list, zip(*texts))
-        encoded = tokenizer.encode_batch(titles, bodies, max_length=10**7, padding=False, workers=workers)
-    else:
-        encoded = tokenizer.encode_batch(texts, max_length=10**7, padding=False, workers=workers)
+    firsts, seconds = texts, None
+    if texts and isinstance(texts[0], tuple):  # (title, body) pairs: titles first, bodies second
+        firsts, seconds = map(list, zip(*texts))
+    encoded = tokenizer.encode_batch(firsts, seconds, max_length=10**7, padding=False, workers=workers)
     return [ids[1:-1] for ids in encoded["input_ids"]]
+
+
+def page_texts(records) -> list[tuple[str, str]]:
+    """Pages (records with a title and a text) as pre-training reads them: (title, body) pairs."""
+    return [(r.title, r.text) for r in records]
 
 
 def joined(texts) -> list[str]:
