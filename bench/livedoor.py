@@ -10,7 +10,9 @@ Prints one JSON object (and writes it to --json). Examples:
 
 With several --lrs, fine-tuning runs once per learning rate (in the order
 given, none started after --deadline-minutes) and every result is reported;
-"ours" is the best of them by dev micro-F1.
+"ours" is the best of them by dev micro-F1. With TF-IDF in the same run, "ours_vs_tfidf"
+compares the two page by page; --compare does it for the dev answers of an earlier run:
+    python bench/livedoor.py --skip-bert --compare runs/.../finetuned-lr0.0001/dev_predictions.jsonl
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ sys.path[0] = str(ROOT)  # the project root, not bench/ (a script there could sh
 
 import torch  # noqa: E402
 
-from solutions.data import read_livedoor, split_train_dev  # noqa: E402
+from solutions.data import DataError, read_livedoor, split_train_dev  # noqa: E402
 from solutions.finetune import FinetuneSettings, finetune  # noqa: E402
 from solutions.training import read_log  # noqa: E402
 from solutions.pretrain import PretrainSettings, page_texts, pretrain  # noqa: E402
@@ -35,10 +37,11 @@ from solutions.pretrain import PretrainSettings, page_texts, pretrain  # noqa: E
 DEFAULT_ARCHIVE = ROOT.parent / "shared" / "data" / "livedoor" / "ldcc-20140209-train80.tar.gz"
 
 
-def tfidf_baseline(train, dev, window_chars: int | None = None, windows: int = 1) -> dict:
+def tfidf_baseline(train, dev, window_chars: int | None = None, windows: int = 1) -> tuple[dict, list[str]]:
     """Char n-gram TF-IDF + logistic regression on whole articles, or (window_chars)
     on up to `windows` windows of that many characters, each a training example,
-    with the windows' probabilities averaged for a dev article: what BERT reads."""
+    with the windows' probabilities averaged for a dev article: what BERT reads.
+    Returns the scores and the answer for each dev article."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import f1_score
@@ -58,7 +61,8 @@ def tfidf_baseline(train, dev, window_chars: int | None = None, windows: int = 1
     predicted = [classifier.classes_[classifier.predict_proba(vectorizer.transform(pieces(r))).mean(0).argmax()]
                  for r in dev]
     f1 = 100 * f1_score([r.labels[0] for r in dev], predicted, average="micro")
-    return {"dev_micro_f1": round(f1, 2), "seconds": round(time.time() - start, 1), **per_label(dev, predicted)}
+    summary = {"dev_micro_f1": round(f1, 2), "seconds": round(time.time() - start, 1), **per_label(dev, predicted)}
+    return summary, predicted
 
 
 def per_label(dev, predicted: list[str]) -> dict:
@@ -73,10 +77,49 @@ def per_label(dev, predicted: list[str]) -> dict:
                           confusion_matrix(gold, predicted, labels=labels).tolist()}}
 
 
-def answers(path) -> list[str]:
-    """The single label of each page in a `train` run's dev_predictions.jsonl ("" for none)."""
-    rows = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines()]
-    return [row["labels"][0] if row["labels"] else "" for row in rows]
+def answers(path, dev=None) -> list[str]:
+    """The single label of each page in a `train` run's dev_predictions.jsonl ("" for none),
+    in the file's order, or in the order of `dev` (which must hold the same pages)."""
+    rows = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        try:
+            row = json.loads(line)
+            rows.append((row["page_id"], row["labels"][0] if row["labels"] else ""))
+        except (ValueError, KeyError, IndexError, TypeError) as error:
+            raise DataError(f"dev の予測として読めません ({error!r})", path=path, line=number) from None
+    if dev is None:
+        return [label for _, label in rows]
+    by_page = dict(rows)
+    missing = [r.page_id for r in dev if r.page_id not in by_page]
+    if missing or len(by_page) != len(dev):
+        raise DataError(f"dev の {len(dev)} 記事と予測の {len(by_page)} ページが一致しません "
+                        f"(予測のない記事 {len(missing)} 件、例: {missing[:3]})", path=path)
+    return [by_page[r.page_id] for r in dev]
+
+
+def paired_comparison(gold: list[str], ours: list[str], theirs: list[str], rounds: int = 5000, seed: int = 0) -> dict:
+    """Two classifiers' answers on the same dev pages: each one's micro-F1 (= accuracy, one
+    answer per page), the pages only one of them gets right, McNemar's exact test on
+    those, and a paired bootstrap 95% interval of the difference (pages drawn with replacement)."""
+    import numpy as np
+    from scipy.stats import binomtest
+    from sklearn.metrics import f1_score
+
+    right_ours = np.asarray(ours) == np.asarray(gold)
+    right_theirs = np.asarray(theirs) == np.asarray(gold)
+    only_ours = int((right_ours & ~right_theirs).sum())
+    only_theirs = int((~right_ours & right_theirs).sum())
+    draws = np.random.default_rng(seed).integers(0, len(gold), size=(rounds, len(gold)))
+    differences = 100 * (right_ours[draws].mean(1) - right_theirs[draws].mean(1))
+    low, high = np.percentile(differences, [2.5, 97.5])
+    f1_ours, f1_theirs = (100 * f1_score(gold, answers, average="micro") for answers in (ours, theirs))
+    return {"pages": len(gold), "ours": round(f1_ours, 2), "theirs": round(f1_theirs, 2),
+            "difference": round(f1_ours - f1_theirs, 2),
+            "only_ours_right": only_ours, "only_theirs_right": only_theirs,
+            "mcnemar_exact_p": round(binomtest(only_ours, only_ours + only_theirs).pvalue, 4)
+            if only_ours + only_theirs else 1.0,
+            "bootstrap_95": [round(float(low), 2), round(float(high), 2)],
+            "bootstrap_share_ours_better": round(float((differences > 0).mean()), 3)}
 
 
 def unigram_reference(train, vocab_size: int) -> dict:
@@ -124,6 +167,9 @@ def main(argv=None):
     p.add_argument("--skip-tfidf", action="store_true")
     p.add_argument("--unigram", action="store_true",
                    help="also the MLM loss of guessing by token frequency, under --vocab-size (no GPU needed)")
+    p.add_argument("--compare", metavar="DEV_PREDICTIONS",
+                   help="a dev_predictions.jsonl of an earlier run on this split (e.g. on a GPU): compare it with "
+                        "TF-IDF, page by page (McNemar, paired bootstrap)")
     p.add_argument("--tfidf-window-chars", type=int,
                    help="also TF-IDF on windows of this many characters (about 820 = 490 tokens), --windows of them")
     args = p.parse_args(argv)
@@ -142,11 +188,17 @@ def main(argv=None):
               "machine": f"{platform.machine()} {os.cpu_count()} cores",
               "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
               "torch": torch.__version__}
+    gold = [r.labels[0] for r in dev]
+    tfidf_answers = None
     if not args.skip_tfidf:
-        result["tfidf_logreg"] = tfidf_baseline(train, dev)
+        result["tfidf_logreg"], tfidf_answers = tfidf_baseline(train, dev)
         if args.tfidf_window_chars:
+            windowed, _ = tfidf_baseline(train, dev, args.tfidf_window_chars, args.windows)
             result["tfidf_logreg_windows"] = {"window_chars": args.tfidf_window_chars, "windows": args.windows,
-                                              **tfidf_baseline(train, dev, args.tfidf_window_chars, args.windows)}
+                                              **windowed}
+        if args.compare:
+            result["compared_vs_tfidf"] = {"predictions": args.compare, **paired_comparison(
+                gold, answers(args.compare, dev), tfidf_answers)}
     if args.unigram:
         result["unigram"] = unigram_reference(train, args.vocab_size)
     if not args.skip_bert:
@@ -186,14 +238,20 @@ def main(argv=None):
                                     "best_epoch": fine["best"]["epoch"], "dev_f1_by_epoch": [round(f, 2) for f in curve],
                                     "seconds": fine["seconds"],
                                     "learning_curve": str(out / f"finetuned-lr{lr:g}" / "learning_curve.png"),
-                                    **per_label(dev, answers(fine["dev_predictions"]))})
+                                    **per_label(dev, answers(fine["dev_predictions"], dev))})
             print(json.dumps(result["sweep"][-1]), file=sys.stderr, flush=True)
             write(result)
         best = max((r for r in result["sweep"] if "dev_micro_f1" in r), key=lambda r: r["dev_micro_f1"])
         result["ours"] = {**best, "size": args.size, "windows": args.windows}
+        if tfidf_answers is not None:
+            result["ours_vs_tfidf"] = paired_comparison(
+                gold, answers(out / f"finetuned-lr{best['lr']:g}" / "dev_predictions.jsonl", dev), tfidf_answers)
     write(result)
     print(json.dumps(result, ensure_ascii=False))
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except DataError as error:
+        sys.exit(f"エラー: {error}")

@@ -1,4 +1,6 @@
+import io
 import os
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -31,3 +33,24 @@ def tiny_pretrained(tmp_path):
                             num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
         return save_model(BertForMaskedLM(config), directory, tokenizer)
     return save
+
+
+@pytest.fixture
+def livedoor_archive():
+    """write(path, n_pages) -> demo pages written as a livedoor archive (URL, date, title,
+    body; a folder per label), for what reads ../shared/data's livedoor corpus."""
+    from solutions.data import make_demo_corpus
+
+    def write(path: Path, n_pages: int = 240) -> Path:
+        records = make_demo_corpus(n_pages=n_pages, seed=3)
+        labels = sorted({r.labels[0] for r in records})
+        categories = {label: "cat-" + "abcdefghijklmnopqrstuvwxyz"[i] for i, label in enumerate(labels)}
+        with tarfile.open(path, "w:gz") as tar:
+            for i, r in enumerate(records):
+                category = categories[r.labels[0]]
+                data = f"http://example.com/{i}\n2012-01-01T09:00:00+0900\n{r.title}\n{r.text}\n".encode()
+                info = tarfile.TarInfo(f"text/{category}/{category}-{i}.txt")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        return path
+    return write

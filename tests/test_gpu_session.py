@@ -1,37 +1,18 @@
 """bench/gpu_session.sh's two-call livedoor run (DETACH, then COLLECT), on the CPU with
 a tiny model and a small corpus in the livedoor layout written here."""
-import io
 import json
 import os
 import stat
 import subprocess
 import sys
-import tarfile
 import time
 from pathlib import Path
 
 import pytest
 
-from solutions.data import make_demo_corpus
-
 ROOT = Path(__file__).resolve().parents[1]
 TINY_RUN = ("--device cpu --size tiny --vocab-size 800 --pretrain-minutes 0.1 --pretrain-max-length 64 "
             "--max-length 64 --epochs 1")
-
-
-def livedoor_like_archive(path: Path, n_pages: int = 240) -> Path:
-    """Demo pages written as livedoor articles (URL, date, title, body), a folder per label."""
-    records = make_demo_corpus(n_pages=n_pages, seed=3)
-    labels = sorted({r.labels[0] for r in records})
-    categories = {label: "cat-" + "abcdefghijklmnopqrstuvwxyz"[i] for i, label in enumerate(labels)}
-    with tarfile.open(path, "w:gz") as tar:
-        for i, r in enumerate(records):
-            category = categories[r.labels[0]]
-            data = f"http://example.com/{i}\n2012-01-01T09:00:00+0900\n{r.title}\n{r.text}\n".encode()
-            info = tarfile.TarInfo(f"text/{category}/{category}-{i}.txt")
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return path
 
 
 def session(tmp_path, path_prefix=None, **env):
@@ -62,8 +43,8 @@ def collected(tmp_path) -> dict:
 
 @pytest.mark.slow
 @pytest.mark.skipif(os.geteuid() != 0, reason="a detached run survives its call only for root")
-def test_detached_run_outlives_the_first_call_and_is_collected(tmp_path):
-    livedoor_like_archive(tmp_path / "ldcc.tar.gz")
+def test_detached_run_outlives_the_first_call_and_is_collected(tmp_path, livedoor_archive):
+    livedoor_archive(tmp_path / "ldcc.tar.gz")
     # The first call returns at its budget (and through a pipe: nothing may hold its stdout) ...
     first, seconds = session(tmp_path, QUALITY_ONLY="1", DETACH="1", LIVEDOOR_SECONDS="120", BUDGET="12",
                              LIVEDOOR_ARGS=TINY_RUN)
@@ -78,8 +59,8 @@ def test_detached_run_outlives_the_first_call_and_is_collected(tmp_path):
 
 
 @pytest.mark.slow
-def test_detach_runs_inline_when_not_root(tmp_path):
-    livedoor_like_archive(tmp_path / "ldcc.tar.gz")
+def test_detach_runs_inline_when_not_root(tmp_path, livedoor_archive):
+    livedoor_archive(tmp_path / "ldcc.tar.gz")
     shim = tmp_path / "bin"
     shim.mkdir()
     (shim / "id").write_text("#!/bin/sh\necho 1000\n")
