@@ -80,7 +80,8 @@ def run_pretrain(args) -> int:
                                 max_steps=args.max_steps or (10**7 if args.minutes else 1000),
                                 minutes=args.minutes, mask_prob=args.mask_prob, whole_word_mask=args.whole_word_mask,
                                 short_length=args.short_length,
-                                short_share=args.short_share, eval_every=args.eval_every, seed=args.seed,
+                                short_share=args.short_share, copy_positions=args.copy_positions,
+                                eval_every=args.eval_every, seed=args.seed,
                                 device=args.device, compile=args.compile)
     summary = pretrain(texts, args.out, settings, dev_texts=dev_texts)
     heldout = (f", 評価用テキストの損失 {summary['dev_loss']:.3f} (マスク位置の正解率 {summary['dev_accuracy']:.1%})"

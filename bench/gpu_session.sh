@@ -145,11 +145,14 @@ rm -rf "$RUN" && mkdir -p "$RUN"
 # run 3, pre-training blocks were all segment 0, so that embedding reached fine-tuning untrained
 # (random) and was added to every body token; now pages are packed as "title [SEP] body" and a
 # block's tokens after its first [SEP] are segment 1 (solutions.pretrain.segment_ids).
+# Positions: in runs 3 and 4 the loss jumped from 1.8 to 5.7 at the switch to 512-token blocks
+# and took about 440 of run 4's 1,245 steps at 512 to come back (positions 128-511 were still
+# random). --copy-positions starts them as copies of positions 0-127 (Longformer's extension).
 cmd=(timeout "$((left - 8))" $PY bench/livedoor.py --archive "$ARCHIVE" --out "$RUN/livedoor-run"
      --json "$RUN/livedoor.json" --skip-tfidf --pretrain-minutes "$minutes" --deadline-minutes "$deadline"
      $compile ${LIVEDOOR_ARGS:---device cuda --size base --vocab-size 16000 --pretrain-max-length 512
        --pretrain-batch-size 64 --pretrain-short-length 128 --pretrain-short-share 0.85
-       --pretrain-lr 2e-4 --pretrain-warmup 0.1 --mask-prob 0.15 --whole-word-mask
+       --pretrain-lr 2e-4 --pretrain-warmup 0.1 --mask-prob 0.15 --whole-word-mask --copy-positions
        --max-length 512 --windows 4 --epochs 8 --lrs 1e-4})
 if [ -n "${DETACH:-}" ]; then
     # Its own output goes to files too: a process still holding this call's stdout

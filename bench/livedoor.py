@@ -154,6 +154,8 @@ def main(argv=None):
     p.add_argument("--whole-word-mask", action="store_true", help="mask the pieces of a word together")
     p.add_argument("--pretrain-short-length", type=int, help="first pre-train on blocks this long")
     p.add_argument("--pretrain-short-share", type=float, default=0.9, help="share of the budget on short blocks")
+    p.add_argument("--copy-positions", action="store_true",
+                   help="longer blocks start their untrained positions as copies of the trained ones")
     p.add_argument("--compile", action="store_true", help="compile_layers for pre-training")
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--max-length", type=int, default=256)
@@ -212,6 +214,7 @@ def main(argv=None):
                                         whole_word_mask=args.whole_word_mask,
                                         short_length=args.pretrain_short_length,
                                         short_share=args.pretrain_short_share,
+                                        copy_positions=args.copy_positions,
                                         device=args.device, compile=args.compile),
                        dev_texts=page_texts(dev))
         result["pretrain"] = {"size": args.size, "seconds": pre["seconds"], "steps": pre["steps"],
@@ -220,7 +223,8 @@ def main(argv=None):
                               "dev_accuracy": round(pre["dev_accuracy"], 4), "vocab_size": pre["vocab_size"],
                               "blocks": pre["blocks"], "tokens_per_block": pre["tokens_per_block"],
                               "phases": pre["phases"], "mask_prob": args.mask_prob,
-                              "whole_word_mask": args.whole_word_mask, "lr": args.pretrain_lr,
+                              "whole_word_mask": args.whole_word_mask, "copy_positions": args.copy_positions,
+                              "lr": args.pretrain_lr,
                               "learning_curve": str(out / "pretrained" / "learning_curve.png")}
         result["sweep"] = []
         write(result)

@@ -35,6 +35,7 @@ class PretrainSettings:
     whole_word_mask: bool = False  # choose MeCab words, all their pieces at once (bert-base-japanese-v3)
     short_length: int | None = None  # first train on blocks this long (BERT: 128), then max_length
     short_share: float = 0.9       # share of the steps (or of the time budget) on short blocks
+    copy_positions: bool = False   # longer blocks start their new positions as copies of the trained ones
     clip_norm: float = 1.0
     eval_every: int = 200          # steps between held-out evaluations (when held-out text is given)
     seed: int = 0
@@ -99,6 +100,17 @@ def length_phases(token_lists, tokenizer, settings: PretrainSettings) -> list[tu
     short_batch = settings.batch_size * settings.max_length // settings.short_length
     short = pack_sequences(token_lists, tokenizer, settings.short_length)
     return [(short, short_batch, settings.short_share), full]
+
+
+def copy_position_embeddings(model, trained: int, length: int) -> None:
+    """Give positions trained..length-1 the embeddings of 0..trained-1, repeated.
+    After short blocks, the positions beyond them were never trained (still random);
+    copies start them from learned values instead (Longformer's way to extend a BERT)."""
+    weight = model.bert.embeddings.position.weight
+    with torch.no_grad():
+        for start in range(trained, length, trained):
+            stop = min(start + trained, length)
+            weight[start:stop] = weight[:stop - start]
 
 
 def unigram_loss(blocks: torch.Tensor) -> float:
@@ -222,6 +234,8 @@ def pretrain(texts: list, out_dir, settings: PretrainSettings, dev_texts: list |
             if done >= until:  # on to the next (longer) blocks; their steps are slower
                 phase += 1
                 plan.pop("mark", None)
+                if settings.copy_positions:
+                    copy_position_embeddings(model, ids.shape[1], phases[phase][0].shape[1])
                 break
     bar.close()
     loss = float(loss)

@@ -1,4 +1,6 @@
 """BERT's 15% / 80-10-10 masking."""
+import json
+
 import pytest
 import torch
 
@@ -70,8 +72,6 @@ def test_time_budget_schedule_ignores_a_slow_start():
 
 def test_pretraining_starts_on_short_blocks_then_trains_at_full_length(tmp_path):
     """BERT's recipe: most steps on short blocks, the rest at max_length, same tokens per step."""
-    import json
-
     from solutions.data import make_demo_corpus
     from solutions.pretrain import PretrainSettings, pretrain
 
@@ -85,6 +85,57 @@ def test_pretraining_starts_on_short_blocks_then_trains_at_full_length(tmp_path)
     lengths = {entry["step"]: entry["length"] for entry in log}
     assert lengths[10] == lengths[30] == 16 and lengths[40] == 64
     assert summary["steps"] == 40
+
+
+def test_copy_position_embeddings_repeats_the_trained_positions():
+    from solutions.config import BertConfig
+    from solutions.models import BertForMaskedLM
+    from solutions.pretrain import copy_position_embeddings
+
+    model = BertForMaskedLM(BertConfig(vocab_size=50, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                                       intermediate_size=16, max_position_embeddings=100))
+    before = model.bert.embeddings.position.weight.detach().clone()
+    copy_position_embeddings(model, 16, 40)
+    after = model.bert.embeddings.position.weight.detach()
+    assert torch.equal(after[:16], before[:16]) and torch.equal(after[40:], before[40:])
+    for position in range(16, 40):
+        assert torch.equal(after[position], before[position % 16])
+
+
+@pytest.mark.parametrize("copy", [True, False])
+def test_longer_blocks_start_from_copied_positions_when_asked(tmp_path, copy):
+    """After the switch from 16- to 64-token blocks, positions 16..63 begin as copies of
+    0..15 (copy_positions) or keep their random start; a few steps move them only a little."""
+    from safetensors.torch import load_file
+
+    from solutions.data import make_demo_corpus
+    from solutions.pretrain import PretrainSettings, pretrain
+
+    texts = [r.text for r in make_demo_corpus(200, seed=0)]
+    settings = PretrainSettings(size="tiny", vocab_size=600, max_length=64, short_length=16, short_share=0.75,
+                                batch_size=4, max_steps=40, lr=1e-4, copy_positions=copy, device="cpu")
+    pretrain(texts, tmp_path, settings)
+    positions = load_file(str(tmp_path / "model.safetensors"))["bert.embeddings.position_embeddings.weight"]
+    gap = (positions[16:64] - positions[:16].repeat(3, 1)).abs().mean()
+    spread = positions[64:].std()  # never trained: the random start, N(0, 0.02)
+    assert (gap < 0.1 * spread) if copy else (gap > spread)
+
+
+def test_pretrain_command_copies_positions_when_asked(tmp_path, monkeypatch):
+    from autograder import cli
+    from solutions import pretrain
+    from solutions.data import make_demo_corpus, write_jsonl
+
+    calls = []
+    monkeypatch.setattr(pretrain, "copy_position_embeddings", lambda model, *lengths: calls.append(lengths))
+    data = tmp_path / "train.jsonl"
+    write_jsonl(data, make_demo_corpus(100, seed=0))
+    assert cli.main(["pretrain", "--data", str(data), "--out", str(tmp_path / "pre"), "--vocab-size", "500",
+                     "--max-steps", "8", "--batch-size", "2", "--max-length", "64", "--short-length", "32",
+                     "--short-share", "0.5", "--copy-positions", "--device", "cpu"]) == 0
+    assert calls == [(32, 64)]  # once, at the switch
+    summary = json.loads((tmp_path / "pre" / "pretrain_summary.json").read_text())
+    assert summary["settings"]["copy_positions"] is True
 
 
 def test_heldout_mlm_loss_is_logged_and_matches_transformers(tmp_path):
