@@ -112,7 +112,7 @@ def paired_comparison(gold: list[str], ours: list[str], theirs: list[str], round
     draws = np.random.default_rng(seed).integers(0, len(gold), size=(rounds, len(gold)))
     differences = 100 * (right_ours[draws].mean(1) - right_theirs[draws].mean(1))
     low, high = np.percentile(differences, [2.5, 97.5])
-    f1_ours, f1_theirs = (100 * f1_score(gold, answers, average="micro") for answers in (ours, theirs))
+    f1_ours, f1_theirs = (100 * f1_score(gold, given, average="micro") for given in (ours, theirs))
     return {"pages": len(gold), "ours": round(f1_ours, 2), "theirs": round(f1_theirs, 2),
             "difference": round(f1_ours - f1_theirs, 2),
             "only_ours_right": only_ours, "only_theirs_right": only_theirs,
@@ -175,6 +175,8 @@ def main(argv=None):
     p.add_argument("--tfidf-window-chars", type=int,
                    help="also TF-IDF on windows of this many characters (about 820 = 490 tokens), --windows of them")
     args = p.parse_args(argv)
+    if args.compare and args.skip_tfidf:
+        p.error("--compare は TF-IDF と比べます: --skip-tfidf とは一緒に使えません")
     started = time.time()
 
     def write(result):  # after each stage: a run cut short keeps what it finished
