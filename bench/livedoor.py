@@ -138,7 +138,7 @@ def unigram_reference(train, vocab_size: int) -> dict:
             "unigram_loss": round(unigram_loss(blocks), 4), "tokens": blocks.numel()}
 
 
-def main(argv=None):
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--archive", default=str(DEFAULT_ARCHIVE))
     p.add_argument("--out", default="runs/bench-livedoor")
@@ -174,6 +174,11 @@ def main(argv=None):
                         "TF-IDF, page by page (McNemar, paired bootstrap)")
     p.add_argument("--tfidf-window-chars", type=int,
                    help="also TF-IDF on windows of this many characters (about 820 = 490 tokens), --windows of them")
+    return p
+
+
+def main(argv=None):
+    p = parser()
     args = p.parse_args(argv)
     if args.compare and args.skip_tfidf:
         p.error("--compare は TF-IDF と比べます: --skip-tfidf とは一緒に使えません")

@@ -2,6 +2,7 @@
 import importlib.util
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -84,3 +85,16 @@ def test_compare_reads_an_earlier_runs_answers_by_page(tmp_path, livedoor_archiv
     short.write_text("\n".join(lines[1:]) + "\n")
     result = run_compare(tmp_path, archive, short)
     assert result.returncode != 0 and str(short) in result.stderr and "一致しません" in result.stderr
+
+
+def test_the_gpu_sessions_recipe_parses(livedoor_bench):
+    """A flag bench/livedoor.py does not know would cost a whole GPU session: the command
+    bench/gpu_session.sh builds (bash expands it here) must parse."""
+    script = (ROOT / "bench" / "gpu_session.sh").read_text()
+    block = re.search(r"^cmd=\(.*?\}\)$", script, re.S | re.M).group(0)
+    expanded = subprocess.run(["bash", "-c", "left=700 PY=python3 ARCHIVE=a.tar.gz RUN=run minutes=9 deadline=10 "
+                               f"compile=--compile\n{block}\nprintf '%s\\0' \"${{cmd[@]}}\""],
+                              capture_output=True, text=True, check=True).stdout.split("\0")[:-1]
+    assert expanded[:4] == ["timeout", "692", "python3", "bench/livedoor.py"]
+    args = livedoor_bench.parser().parse_args(expanded[4:])
+    assert args.device == "cuda" and args.compile and args.skip_tfidf and args.pretrain_minutes == 9
