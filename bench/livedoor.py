@@ -30,6 +30,7 @@ sys.path[0] = str(ROOT)  # the project root, not bench/ (a script there could sh
 import torch  # noqa: E402
 
 from solutions.data import DataError, read_livedoor, split_train_dev  # noqa: E402
+from solutions.data.records import get_labels, get_string, iter_lines, parse_json_object  # noqa: E402
 from solutions.finetune import FinetuneSettings, finetune  # noqa: E402
 from solutions.training import read_log  # noqa: E402
 from solutions.pretrain import PretrainSettings, page_texts, pretrain  # noqa: E402
@@ -81,12 +82,11 @@ def answers(path, dev=None) -> list[str]:
     """The single label of each page in a `train` run's dev_predictions.jsonl ("" for none),
     in the file's order, or in the order of `dev` (which must hold the same pages)."""
     rows = []
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        try:
-            row = json.loads(line)
-            rows.append((row["page_id"], row["labels"][0] if row["labels"] else ""))
-        except (ValueError, KeyError, IndexError, TypeError) as error:
-            raise DataError(f"dev の予測として読めません ({error!r})", path=path, line=number) from None
+    for number, line in iter_lines(path):  # the project's JSONL checks: errors name file, line and field
+        if line.strip():
+            row = parse_json_object(line, path, number)
+            labels = get_labels(row, path, number, required=False)
+            rows.append((get_string(row, "page_id", path, number), labels[0] if labels else ""))
     if dev is None:
         return [label for _, label in rows]
     by_page = dict(rows)
