@@ -58,6 +58,8 @@ def add_pretrain_command(sub) -> None:
     p.add_argument("--short-share", type=float, default=0.9, help="短いブロックで学習する割合 (既定 0.9)")
     p.add_argument("--copy-positions", action="store_true",
                    help="長いブロックに移るとき、まだ学習していない位置の埋め込みを学習済みの位置の写しから始める")
+    p.add_argument("--shuffle-documents", action=argparse.BooleanOptionalAction, default=True,
+                   help="テキストを 1 周するたびに文書の順番を入れ替えてブロックを作り直す (既定: する)")
     p.add_argument("--mask-prob", type=float, default=0.15,
                    help="マスクするトークンの割合 (既定 0.15。短い事前学習では 0.3 前後も有効)")
     p.add_argument("--whole-word-mask", action="store_true",

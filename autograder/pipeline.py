@@ -81,6 +81,7 @@ def run_pretrain(args) -> int:
                                 minutes=args.minutes, mask_prob=args.mask_prob, whole_word_mask=args.whole_word_mask,
                                 short_length=args.short_length,
                                 short_share=args.short_share, copy_positions=args.copy_positions,
+                                shuffle_documents=args.shuffle_documents,
                                 eval_every=args.eval_every, seed=args.seed,
                                 device=args.device, compile=args.compile)
     summary = pretrain(texts, args.out, settings, dev_texts=dev_texts)

@@ -156,6 +156,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--pretrain-short-share", type=float, default=0.9, help="share of the budget on short blocks")
     p.add_argument("--copy-positions", action="store_true",
                    help="longer blocks start their untrained positions as copies of the trained ones")
+    p.add_argument("--shuffle-documents", action=argparse.BooleanOptionalAction, default=True,
+                   help="every pass over the text packs the documents in a new order")
     p.add_argument("--compile", action="store_true", help="compile_layers for pre-training")
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--max-length", type=int, default=256)
@@ -222,6 +224,7 @@ def main(argv=None):
                                         short_length=args.pretrain_short_length,
                                         short_share=args.pretrain_short_share,
                                         copy_positions=args.copy_positions,
+                                        shuffle_documents=args.shuffle_documents,
                                         device=args.device, compile=args.compile),
                        dev_texts=page_texts(dev))
         result["pretrain"] = {"size": args.size, "seconds": pre["seconds"], "steps": pre["steps"],
@@ -231,6 +234,7 @@ def main(argv=None):
                               "blocks": pre["blocks"], "tokens_per_block": pre["tokens_per_block"],
                               "phases": pre["phases"], "mask_prob": args.mask_prob,
                               "whole_word_mask": args.whole_word_mask, "copy_positions": args.copy_positions,
+                              "shuffle_documents": args.shuffle_documents,
                               "lr": args.pretrain_lr,
                               "learning_curve": str(out / "pretrained" / "learning_curve.png")}
         result["sweep"] = []

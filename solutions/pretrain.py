@@ -36,6 +36,7 @@ class PretrainSettings:
     short_length: int | None = None  # first train on blocks this long (BERT: 128), then max_length
     short_share: float = 0.9       # share of the steps (or of the time budget) on short blocks
     copy_positions: bool = False   # longer blocks start their new positions as copies of the trained ones
+    shuffle_documents: bool = True  # every pass packs the documents in a new order (new blocks)
     clip_norm: float = 1.0
     eval_every: int = 200          # steps between held-out evaluations (when held-out text is given)
     seed: int = 0
@@ -43,21 +44,34 @@ class PretrainSettings:
     compile: bool = False
 
 
-def pack_sequences(token_lists, tokenizer, max_length: int, what: str = "事前学習のテキスト") -> torch.Tensor:
+def pack_sequences(token_lists, tokenizer, max_length: int, what: str = "事前学習のテキスト",
+                   order=None) -> torch.Tensor:
     """Concatenate documents (separated by [SEP]) and cut them into full blocks
-    "[CLS] … [SEP]" of exactly max_length tokens: no padding to compute on."""
+    "[CLS] … [SEP]" of exactly max_length tokens: no padding to compute on.
+    order: the documents' order in the stream (default: as given)."""
     body = max_length - 2
-    stream = []
-    for ids in token_lists:
-        stream.extend(ids)
-        stream.append(tokenizer.sep_id)
+    separator = torch.tensor([tokenizer.sep_id])
+    documents = token_lists if order is None else [token_lists[i] for i in order]
+    pieces = [torch.empty(0, dtype=torch.long)]
+    for ids in documents:  # each document, then [SEP]
+        pieces += [torch.as_tensor(ids, dtype=torch.long), separator]
+    stream = torch.cat(pieces)
     n_blocks = len(stream) // body
     if n_blocks == 0:
         raise T.TrainingError(f"{what}が短すぎます ({len(stream)} トークン; 1 ブロック {body} トークン必要)")
-    blocks = torch.tensor(stream[: n_blocks * body]).view(n_blocks, body)
+    blocks = stream[: n_blocks * body].view(n_blocks, body)
     cls = torch.full((n_blocks, 1), tokenizer.cls_id)
     sep = torch.full((n_blocks, 1), tokenizer.sep_id)
     return torch.cat([cls, blocks, sep], dim=1)
+
+
+def repacked(documents, tokenizer, max_length: int, generator) -> torch.Tensor:
+    """The documents packed again in a new random order, for the next pass over them.
+    A text read for many passes (epochs) then comes in new blocks each time: other
+    neighbours, other cut points (Megatron-LM shuffles its documents every epoch).
+    documents: token id tensors (lists work too, more slowly)."""
+    order = torch.randperm(len(documents), generator=generator).tolist()
+    return pack_sequences(documents, tokenizer, max_length, order=order)
 
 
 def document_token_ids(tokenizer, texts, workers: int = 1) -> list[list[int]]:
@@ -187,7 +201,9 @@ def pretrain(texts: list, out_dir, settings: PretrainSettings, dev_texts: list |
 
     print(f"語彙を学習しています (目標 {settings.vocab_size} 語)…", file=sys.stderr)
     tokenizer = Tokenizer(train_vocab(joined(texts), settings.vocab_size))
-    phases = length_phases(document_token_ids(tokenizer, texts, WORKERS), tokenizer, settings)
+    token_lists = document_token_ids(tokenizer, texts, WORKERS)
+    phases = length_phases(token_lists, tokenizer, settings)
+    documents = [torch.tensor(ids, dtype=torch.long) for ids in token_lists]  # for repacked()
     heldout = (heldout_samples(document_token_ids(tokenizer, dev_texts, WORKERS), tokenizer,
                                [blocks.shape[1] for blocks, _, _ in phases], settings) if dev_texts else {})
     model = BertForMaskedLM(model_config(settings, tokenizer.vocab_size)).to(device)
@@ -207,6 +223,8 @@ def pretrain(texts: list, out_dir, settings: PretrainSettings, dev_texts: list |
     phase = 0
     while step < plan["total"]:
         blocks, batch_size, until = phases[phase]
+        if settings.shuffle_documents:  # a new pass over the text: new blocks
+            blocks = repacked(documents, tokenizer, blocks.shape[1], generator)
         batch_size = min(batch_size, len(blocks))
         order = torch.randperm(len(blocks), generator=generator)
         # Full batches only: every step the same shape (a compiled model compiles once per length).

@@ -3,6 +3,8 @@ import json
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from solutions.mlm import mask_tokens
 
@@ -247,6 +249,85 @@ def test_pages_are_packed_with_the_segments_fine_tuning_gives_them(tmp_path):
     block = pack_sequences(document_token_ids(tokenizer, pages), tokenizer, 20)[0]
     first_sep = block.tolist().index(tokenizer.sep_id)
     assert segment_ids(block[None], tokenizer.sep_id)[0].tolist() == [0] * (first_sep + 1) + [1] * (19 - first_sep)
+
+
+def read_back_documents(blocks: torch.Tensor, sep_id: int) -> list[list[int]]:
+    """The documents a packing holds, in order: the blocks' bodies joined, split at [SEP]."""
+    stream = blocks[:, 1:-1].reshape(-1).tolist()
+    documents, current = [], []
+    for token in stream:
+        if token == sep_id:
+            documents.append(current)
+            current = []
+        else:
+            current.append(token)
+    return documents + [current]  # the last one cut off by the end of the last block
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 40), min_size=2, max_size=30), st.integers(4, 24), st.integers(0, 10**6))
+def test_repacked_blocks_hold_every_document_whole_in_a_new_order(lengths, max_length, seed):
+    """Documents of distinct tokens (document i is token 10+i, repeated): reading the blocks
+    back gives each document whole, once, in a permuted order; only the tail is cut off."""
+    from types import SimpleNamespace
+
+    from solutions.pretrain import repacked
+
+    tokenizer = SimpleNamespace(cls_id=2, sep_id=3)
+    documents = [torch.full((n,), 10 + i) for i, n in enumerate(lengths)]
+    total = sum(lengths) + len(lengths)  # each document and its [SEP]
+    if total < max_length - 2:
+        return  # too short for one block: pack_sequences' error (tested elsewhere)
+    blocks = repacked(documents, tokenizer, max_length, torch.Generator().manual_seed(seed))
+    assert blocks.shape == (total // (max_length - 2), max_length)
+    assert (blocks[:, 0] == 2).all() and (blocks[:, -1] == 3).all()
+    *whole, cut = read_back_documents(blocks, 3)
+    order = [document[0] - 10 if document else None for document in whole]
+    for i, document in zip(order, whole):  # whole documents: all of one, and all of it
+        if i is not None:
+            assert document == [10 + i] * lengths[i]
+    assert len(set(i for i in order if i is not None)) == sum(1 for i in order if i is not None)
+    assert all(token == cut[0] for token in cut)  # the remainder: the start of one document
+
+
+def test_packing_too_little_text_is_reported():
+    from types import SimpleNamespace
+
+    from solutions.pretrain import pack_sequences
+    from solutions.training import TrainingError
+
+    tokenizer = SimpleNamespace(cls_id=2, sep_id=3)
+    for documents in ([], [[7, 8]]):
+        with pytest.raises(TrainingError, match="短すぎます"):
+            pack_sequences(documents, tokenizer, 8)
+    assert pack_sequences([[7, 8, 9, 10, 11]], tokenizer, 8).tolist() == [[2, 7, 8, 9, 10, 11, 3, 3]]
+
+
+def test_each_pass_over_the_text_packs_new_blocks(tmp_path, monkeypatch):
+    """shuffle_documents (the default): the second pass trains on other blocks than the
+    first; without it, on the same blocks in another order."""
+    import solutions.pretrain as P
+    from solutions.data import make_demo_corpus
+
+    texts = [r.text for r in make_demo_corpus(20, seed=0)]
+    masking = P.masking
+    for shuffle in (True, False):
+        seen = []
+
+        def recording_masking(tokenizer, settings):
+            mask = masking(tokenizer, settings)
+            return lambda ids, generator: (seen.extend(map(tuple, ids.tolist())), mask(ids, generator=generator))[1]
+
+        monkeypatch.setattr(P, "masking", recording_masking)
+        settings = P.PretrainSettings(size="tiny", vocab_size=400, max_length=32, batch_size=5, max_steps=100,
+                                      shuffle_documents=shuffle, device="cpu")
+        summary = P.pretrain(texts, tmp_path / str(shuffle), settings)
+        per_pass = summary["phases"][0]["blocks"] // 5 * 5
+        assert summary["steps"] * 5 >= 2 * per_pass  # at least two passes
+        first, second = set(seen[:per_pass]), set(seen[per_pass:2 * per_pass])
+        assert len(first) > 0.95 * per_pass  # (blocks of the same text may repeat by chance)
+        shared = len(first & second)  # (without shuffling, each pass leaves out another remainder)
+        assert (shared < 0.2 * len(first)) if shuffle else (shared >= len(first) - 5)
 
 
 def test_pretraining_trains_the_segment_embedding_fine_tuning_uses(tmp_path, monkeypatch):
