@@ -201,9 +201,8 @@ def pretrain(texts: list, out_dir, settings: PretrainSettings, dev_texts: list |
 
     print(f"語彙を学習しています (目標 {settings.vocab_size} 語)…", file=sys.stderr)
     tokenizer = Tokenizer(train_vocab(joined(texts), settings.vocab_size))
-    token_lists = document_token_ids(tokenizer, texts, WORKERS)
-    phases = length_phases(token_lists, tokenizer, settings)
-    documents = [torch.tensor(ids, dtype=torch.long) for ids in token_lists]  # for repacked()
+    documents = [torch.tensor(ids, dtype=torch.long) for ids in document_token_ids(tokenizer, texts, WORKERS)]
+    phases = length_phases(documents, tokenizer, settings)
     heldout = (heldout_samples(document_token_ids(tokenizer, dev_texts, WORKERS), tokenizer,
                                [blocks.shape[1] for blocks, _, _ in phases], settings) if dev_texts else {})
     model = BertForMaskedLM(model_config(settings, tokenizer.vocab_size)).to(device)
