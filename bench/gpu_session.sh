@@ -149,7 +149,7 @@ rm -rf "$RUN" && mkdir -p "$RUN"
 # and took about 440 of run 4's 1,245 steps at 512 to come back (positions 128-511 were still
 # random). --copy-positions starts them as copies of positions 0-127 (Longformer's extension).
 # Blocks (since run 5): each pass over the text packs the documents in a new order (pretrain's
-# shuffle_documents, on by default), so the ~75 passes at 128 tokens see new neighbours and cut
+# shuffle_documents, on by default), so the ~87 passes (75 at 128 tokens) see new neighbours and cut
 # points each time instead of the same 28k blocks (run 4: training loss 1.69, held-out 2.72).
 cmd=(timeout "$((left - 8))" $PY bench/livedoor.py --archive "$ARCHIVE" --out "$RUN/livedoor-run"
      --json "$RUN/livedoor.json" --skip-tfidf --pretrain-minutes "$minutes" --deadline-minutes "$deadline"
