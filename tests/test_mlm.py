@@ -316,7 +316,11 @@ def test_each_pass_over_the_text_packs_new_blocks(tmp_path, monkeypatch):
 
         def recording_masking(tokenizer, settings):
             mask = masking(tokenizer, settings)
-            return lambda ids, generator: (seen.extend(map(tuple, ids.tolist())), mask(ids, generator=generator))[1]
+
+            def recording_mask(ids, generator):  # every block trained on, before masking
+                seen.extend(map(tuple, ids.tolist()))
+                return mask(ids, generator=generator)
+            return recording_mask
 
         monkeypatch.setattr(P, "masking", recording_masking)
         settings = P.PretrainSettings(size="tiny", vocab_size=400, max_length=32, batch_size=5, max_steps=100,
