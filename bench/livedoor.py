@@ -238,6 +238,7 @@ def main(argv=None):
                               "lr": args.pretrain_lr,
                               "learning_curve": str(out / "pretrained" / "learning_curve.png")}
         result["sweep"] = []
+        dev_answers = {}  # lr -> the best epoch's answer for each dev article
         write(result)
         for lr in [float(x) for x in args.lrs.split(",")] if args.lrs else [args.lr]:
             if result["sweep"] and args.deadline_minutes and time.time() - started > 60 * args.deadline_minutes:
@@ -247,20 +248,20 @@ def main(argv=None):
                             FinetuneSettings(epochs=args.epochs, lr=lr, max_length=args.max_length,
                                              multi_label=False, device=args.device, keep_state=False,
                                              windows=args.windows))
+            dev_answers[lr] = answers(fine["dev_predictions"], dev)
             curve = [e["dev_micro_f1"] for e in read_log(out / f"finetuned-lr{lr:g}" / "metrics.jsonl")
                      if "dev_micro_f1" in e]
             result["sweep"].append({"lr": lr, "dev_micro_f1": round(fine["best"]["dev_micro_f1"], 2),
                                     "best_epoch": fine["best"]["epoch"], "dev_f1_by_epoch": [round(f, 2) for f in curve],
                                     "seconds": fine["seconds"],
                                     "learning_curve": str(out / f"finetuned-lr{lr:g}" / "learning_curve.png"),
-                                    **per_label(dev, answers(fine["dev_predictions"], dev))})
+                                    **per_label(dev, dev_answers[lr])})
             print(json.dumps(result["sweep"][-1]), file=sys.stderr, flush=True)
             write(result)
         best = max((r for r in result["sweep"] if "dev_micro_f1" in r), key=lambda r: r["dev_micro_f1"])
         result["ours"] = {**best, "size": args.size, "windows": args.windows}
         if tfidf_answers is not None:
-            result["ours_vs_tfidf"] = paired_comparison(
-                gold, answers(out / f"finetuned-lr{best['lr']:g}" / "dev_predictions.jsonl", dev), tfidf_answers)
+            result["ours_vs_tfidf"] = paired_comparison(gold, dev_answers[best["lr"]], tfidf_answers)
     write(result)
     print(json.dumps(result, ensure_ascii=False))
 
