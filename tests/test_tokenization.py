@@ -211,7 +211,7 @@ def test_benchmark_runs_and_reports_json(shared_data):
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["texts"] == 40 and report["ids_equal"] is True
-    for name in ("transformers", "ours_1_worker", "ours_2_workers"):
+    for name in ("transformers", "ours_1_worker", "ours_2_workers", "ours_1_worker_whole_texts"):
         assert report[name]["texts_per_s"] > 0 and report[name]["tokens_per_s"] > 0
 
 
