@@ -12,6 +12,7 @@ from solutions.data import DataError
 from solutions.training import TrainingError
 
 from . import pipeline
+from .cli_messages import parse, use_japanese_messages
 
 
 def add_data_commands(sub) -> None:
@@ -113,8 +114,9 @@ def add_predict_command(sub) -> None:
 
 def add_score_command(sub) -> None:
     p = sub.add_parser("score", help="予測を正解と比べて micro-F1 を出す (リーダーボードの採点器)",
-                       description="正解にないページは無視、提出にない正解ページは IGNORED (ENE 9) "
-                                   "と予測したものとして数えます (森羅の公式採点と同じ)。")
+                       description="提出にない正解ページは IGNORED (ENE 9) と予測したものとして数えます "
+                                   "(森羅の公式採点と同じ)。正解にないページ、重複したページ、読めない行は、"
+                                   "ファイル名・行・フィールドを示してすべて報告し、採点しません。")
     p.add_argument("gold", help="正解ファイル (森羅の HAND.* 形式か {page_id,labels})")
     p.add_argument("prediction", help="予測ファイル (森羅の AUTO.* 形式か {page_id,labels})")
     p.set_defaults(func=pipeline.run_score)
@@ -146,6 +148,7 @@ def add_unpad_option(p) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    use_japanese_messages()  # before the parsers are made: their headings are translated then
     parser = argparse.ArgumentParser(
         prog="bert-workshop",
         description="BERT ワークショップ: データ準備、事前学習、ファインチューニング、予測、採点、リーダーボード")
@@ -168,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse(build_parser(), argv)
     try:
         return args.func(args) or 0
     except (DataError, CheckpointError, TrainingError) as e:

@@ -25,7 +25,10 @@ status, reason, manual_pending, file), ``gradebook.db`` (nbgrader's),
 teacher: they contain the hidden tests), ``summary.json`` and ``logs/``.
 With ``source/``, ``release/`` and ``nbgrader_config.py`` it is also an
 nbgrader course folder: ``nbgrader export`` and formgrader (to grade the
-written answers by hand) work there.
+written answers by hand) work there. A later run into the same folder adds to
+it (late students, re-submissions) and keeps the scores given by hand
+(``autograder.grading_outputs``); ``--fresh`` starts it over. The folder must
+not overlap the course or the submissions.
 
 What a student's code can and cannot do while it is graded
 -----------------------------------------------------------
@@ -78,8 +81,10 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .grading_gradebook import STATUS_HELP, Row, record, write_csv
+from .grading_gradebook import STATUS_HELP, Row, gradebook_scores, record, write_csv
 from .grading_nbgrader import KERNEL_SCRIPT, Limits
+from .grading_outputs import (OutputError, check_out_dir, clear_outputs, kept_rows, load_previous,
+                              register_missing_assignments)
 from .grading_pool import Job, run_jobs
 from .grading_submissions import collect_submissions, safe_extract
 from .notebooks import (BUNDLE_CONFIG, CODE_STUB, COURSE_ID, TEXT_STUB, NotebookSourceError, assignment_names,
@@ -212,6 +217,7 @@ class Summary:
     workers: int
     seconds: float
     graded: int
+    kept: int = 0     # rows of earlier runs in the same output folder, left as they were
 
     @property
     def csv_path(self) -> Path:
@@ -224,20 +230,15 @@ class Summary:
         return dict(sorted(counts.items()))
 
 
-def clear_outputs(out_dir: Path) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name in ("grades.csv", "gradebook.db", "summary.json", "nbgrader_config.py"):
-        (out_dir / name).unlink(missing_ok=True)
-    for name in ("feedback", "autograded", "logs", "source", "release"):
-        shutil.rmtree(out_dir / name, ignore_errors=True)
-
-
 def autograde(submissions, out_dir, assignments: list[str] | None = None, *, workers: int = 2,
               device: str = "cpu", cell_timeout: int = 180, notebook_timeout: int = 600,
               memory_limit: str | int = "4G", course: str | Path | None = None,
               assignment_hint: str | None = None, namespaces: bool = True, keep_work: bool = False,
-              progress: bool = False) -> Summary:
+              progress: bool = False, fresh: bool = False) -> Summary:
     """Grade `submissions` (paths: folders, zips, notebooks) into `out_dir`.
+
+    An earlier run's results in out_dir are kept and added to (see grading_outputs):
+    students graded again are replaced, scores given by hand stay. fresh: start over.
 
     assignments: only these (default: every assignment of the course).
     course: a ``release --bundle`` zip or an nbgrader course folder instead of
@@ -256,8 +257,14 @@ def autograde(submissions, out_dir, assignments: list[str] | None = None, *, wor
             raise GradingError("--device cuda が指定されましたが、この計算機では GPU が使えません")
     if workers < 1:
         raise GradingError("--workers は 1 以上にしてください")
+    for option, seconds in (("--cell-timeout", cell_timeout), ("--notebook-timeout", notebook_timeout)):
+        if seconds <= 0:
+            raise GradingError(f"{option} は 1 秒以上にしてください ({seconds})")
     out_dir = Path(out_dir).resolve()
-    clear_outputs(out_dir)
+    try:
+        check_out_dir(out_dir, [Path(p) for p in submissions] + ([Path(course)] if course else []))
+    except OutputError as e:
+        raise GradingError(str(e)) from None
     work = Path(tempfile.mkdtemp(prefix="bw-grade-"))
     scratch = Path(str(work) + "-scratch")
     scratch.mkdir(mode=0o700)
@@ -268,6 +275,16 @@ def autograde(submissions, out_dir, assignments: list[str] | None = None, *, wor
             assignment_hint = next(iter(releases))  # grading one assignment: that is the default
         found = collect_submissions([Path(p) for p in submissions], set(releases), work / "inbox", releases,
                                     assignment_hint, course_notebooks(course_dir, "source"))
+        # The inputs are read: only now is anything in out_dir removed.
+        regraded = {(sub.student, sub.assignment or "") for sub in found}
+        try:
+            previous = None if fresh else load_previous(out_dir, course_dir / "gradebook.db", COURSE_ID,
+                                                        work / "previous")
+            if previous:
+                register_missing_assignments(previous, course_dir, COURSE_ID, work / "register")
+        except OutputError as e:
+            raise GradingError(str(e)) from None
+        clear_outputs(out_dir, regraded if previous else None)
         rows, jobs = [], []
         for i, sub in enumerate(found):
             row = Row(sub.student, sub.assignment or "", sub.status or ("tampered" if sub.tampered else "graded"),
@@ -318,18 +335,22 @@ def autograde(submissions, out_dir, assignments: list[str] | None = None, *, wor
             if result.get("status"):
                 row.status = result["status"]
             row.reasons = [*result.get("reasons", []), *row.reasons]
-        shutil.copyfile(course_dir / "gradebook.db", out_dir / "gradebook.db")
-        record(out_dir / "gradebook.db", COURSE_ID, rows)
+        shutil.copyfile(previous.gradebook if previous else course_dir / "gradebook.db", out_dir / "gradebook.db")
+        earlier = set(gradebook_scores(previous.gradebook, COURSE_ID)) if previous else set()
+        kept = kept_rows(previous, regraded, earlier)
+        record(out_dir / "gradebook.db", COURSE_ID, rows + kept)
         # With source/, release/ and the config, the output folder is an nbgrader course:
         # `nbgrader export` and formgrader (manual grading of the written answers) work there.
         for kind in ("source", "release"):
             shutil.copytree(course_dir / kind, out_dir / kind)
         (out_dir / "nbgrader_config.py").write_text(
             BUNDLE_CONFIG.format(course_id=COURSE_ID, code_stub=CODE_STUB, text_stub=TEXT_STUB), encoding="utf-8")
-        write_csv(out_dir / "grades.csv", rows)
-        summary = Summary(out_dir, rows, isolation, workers, round(time.monotonic() - started, 1), len(jobs))
+        write_csv(out_dir / "grades.csv", rows + kept)
+        summary = Summary(out_dir, rows, isolation, workers, round(time.monotonic() - started, 1), len(jobs),
+                          len(kept))
         (out_dir / "summary.json").write_text(json.dumps({
-            "submissions": len(rows), "graded_notebooks": len(jobs), "workers": workers, "device": device,
+            "submissions": len(rows), "graded_notebooks": len(jobs), "kept_from_earlier_runs": len(kept),
+            "workers": workers, "device": device,
             "isolation": isolation, "seconds": summary.seconds, "statuses": summary.counts(),
             "limits": {"cell_timeout": limits.cell_timeout, "notebook_timeout": limits.notebook_timeout,
                        "memory_limit": limits.memory_limit},
@@ -353,7 +374,7 @@ def run_autograde(args) -> int:
                             device=args.device, cell_timeout=args.cell_timeout,
                             notebook_timeout=args.notebook_timeout, memory_limit=args.memory_limit,
                             course=args.course, assignment_hint=args.default_assignment,
-                            keep_work=args.keep_work, progress=not args.quiet)
+                            keep_work=args.keep_work, progress=not args.quiet, fresh=args.fresh)
     except (GradingError, FileNotFoundError, zipfile.BadZipFile) as e:
         print(f"エラー: {e}", file=sys.stderr)
         return 2
@@ -361,6 +382,9 @@ def run_autograde(args) -> int:
           f"(ワーカー {summary.workers}、隔離: {summary.isolation})", file=sys.stderr)
     for status, n in summary.counts().items():
         print(f"  {status}: {n} 件 ({STATUS_HELP.get(status, '')})", file=sys.stderr)
+    if summary.kept:
+        print(f"  前回までの採点 {summary.kept} 件 (手で付けた点数を含む) はそのまま残しました "
+              f"(作り直すなら --fresh)", file=sys.stderr)
     print(f"成績: {summary.csv_path}\nフィードバック: {summary.out_dir / 'feedback'}\n"
           f"成績簿 (nbgrader): {summary.out_dir / 'gradebook.db'}", file=sys.stderr)
     return 0
@@ -383,9 +407,12 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2, help="並列に採点するプロセス数 (既定 2)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                    help="ノートブックを実行する装置 (既定 cpu: CUDA を使う提出も CPU の小さな設定で採点)")
-    p.add_argument("--cell-timeout", type=int, default=180, help="1 セルの制限時間 (秒、既定 180)")
-    p.add_argument("--notebook-timeout", type=int, default=600, help="1 ノートブックの制限時間 (秒、既定 600)")
+    p.add_argument("--cell-timeout", type=int, default=180, help="1 セルの制限時間 (秒、1 以上、既定 180)")
+    p.add_argument("--notebook-timeout", type=int, default=600, help="1 ノートブックの制限時間 (秒、1 以上、既定 600)")
     p.add_argument("--memory-limit", default="4G", help="カーネルのメモリ上限 (既定 4G、0 で制限なし)")
+    p.add_argument("--fresh", action="store_true",
+                   help="出力先の前回の結果 (手で付けた点数も) を消して作り直す。"
+                        "省略時は前回の結果に加え、採点し直した受講者だけを置き換える")
     p.add_argument("--keep-work", action="store_true", help="作業フォルダを消さない (調査用)")
     p.add_argument("--quiet", action="store_true", help="進み具合を表示しない")
     p.set_defaults(func=run_autograde)

@@ -43,6 +43,7 @@ class Row:
     max_score: float | None = None
     manual_pending: float | None = None
     job_id: str | None = None
+    kept: bool = False               # an earlier run's row: its grades are left as they are
 
     def csv_row(self) -> dict:
         def number(x):
@@ -81,24 +82,14 @@ def record(db_path: Path, course_id: str, rows: list[Row]) -> None:
             if not row.in_gradebook:
                 continue
             row.max_score = float(assignment.max_score)
-            gb.update_or_create_student(row.student)
-            submission = gb.update_or_create_submission(row.assignment, row.student,
-                                                        timestamp=parse_timestamp(row.timestamp))
-            grades = row.grades or {}
-            comments = row.comments or {}
-            for notebook in submission.notebooks:
-                for grade in notebook.grades:
-                    found = grades.get(grade.name)
-                    maximum = float(grade.max_score)
-                    if found is None:  # not graded (timeout, crash before grading): zero
-                        grade.auto_score, grade.needs_manual_grade = 0.0, False
-                        continue
-                    auto = found.get("auto_score")
-                    grade.auto_score = None if auto is None else min(max(float(auto), 0.0), maximum)
-                    grade.needs_manual_grade = bool(found.get("needs_manual_grade"))
-                for comment in notebook.comments:
-                    comment.auto_comment = comments.get(comment.name)
-            gb.db.commit()
+            if row.kept:
+                try:
+                    submission = gb.find_submission(row.assignment, row.student)
+                except MissingEntry:
+                    row.in_gradebook = False
+                    continue
+            else:
+                submission = write_grades(gb, row)
             score = pending = 0.0
             for notebook in submission.notebooks:
                 for grade in notebook.grades:
@@ -106,6 +97,37 @@ def record(db_path: Path, course_id: str, rows: list[Row]) -> None:
                     if grade.needs_manual_grade:
                         pending += float(grade.max_score)
             row.score, row.manual_pending = score, pending
+
+
+def write_grades(gb, row: Row):
+    """Row's autograded scores into its submission (created if new). A score given by
+    hand in an earlier run stays, and asks for review, as nbgrader autograde does."""
+    gb.update_or_create_student(row.student)
+    submission = gb.update_or_create_submission(row.assignment, row.student,
+                                                timestamp=parse_timestamp(row.timestamp))
+    grades = row.grades or {}
+    comments = row.comments or {}
+    reviewed = []
+    for notebook in submission.notebooks:
+        for grade in notebook.grades:
+            found = grades.get(grade.name)
+            maximum = float(grade.max_score)
+            if found is None:  # not graded (timeout, crash before grading): zero
+                grade.auto_score, grade.needs_manual_grade = 0.0, False
+            else:
+                auto = found.get("auto_score")
+                grade.auto_score = None if auto is None else min(max(float(auto), 0.0), maximum)
+                grade.needs_manual_grade = bool(found.get("needs_manual_grade"))
+            if grade.manual_score is not None:
+                grade.needs_manual_grade = True
+                reviewed.append(grade.name)
+        for comment in notebook.comments:
+            comment.auto_comment = comments.get(comment.name)
+    gb.db.commit()
+    if reviewed:
+        row.reasons.append(f"前回手で付けた点数 ({', '.join(reviewed)}) を残しました。"
+                           f"採点し直したので見直してください")
+    return submission
 
 
 def write_csv(path: Path, rows: list[Row]) -> None:

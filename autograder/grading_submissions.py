@@ -20,6 +20,7 @@ that belong to no known assignment, get a status instead of a grade.
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 import shutil
@@ -154,13 +155,21 @@ def read_notebook(path: Path):
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         return None, "UTF-8 のテキストではありません (ノートブックではないファイル?)"
+    if not text.strip():
+        return None, "空のファイルです"
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as e:  # a cut download, a hand edit: say where
+        return None, f"JSON として読めません ({e.lineno} 行 {e.colno} 文字目: {e.msg})"
+    if not isinstance(parsed, dict) or not {"cells", "worksheets"} & parsed.keys():  # nbformat 4, or 3
+        return None, "ノートブックではありません (JSON の最上位に cells がありません)"
     try:
         with warnings.catch_warnings():  # duplicate cell ids are repaired with a warning
             warnings.simplefilter("ignore")
             nb = nbformat.reads(text, as_version=4)
-    except Exception as e:  # nbformat raises NotJSONError, JSONDecodeError, ValidationError, ...
+    except Exception as e:  # nbformat raises ValidationError, conversion errors, ...
         message = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        return None, f"ノートブック (JSON) として読めません: {message}"
+        return None, f"ノートブックとして読めません: {message}"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -317,6 +326,9 @@ def check_against_release(nb, release, source=None) -> tuple[list[str], bool]:
         tampered = True
         reinsert_cells(nb, release, missing)
         notes.append(f"削除されていたセル ({', '.join(missing)}) を元に戻しました")
+    answers_gone = [gid for gid, _ in release_cells if gid not in present and gid not in missing]
+    if answers_gone:  # the student's own loss, not tampering: said so that the teacher sees why
+        notes.append(f"答えのセル ({', '.join(answers_gone)}) がありません (削除されたか、セルの ID が消えています)")
     return notes, tampered
 
 

@@ -512,6 +512,11 @@ BUNDLE_README = '''\
 
     bert-workshop autograde 提出フォルダまたは.zip --course この.zip --out 採点結果/ --workers 2
 
+`採点結果/` に成績 (grades.csv)、フィードバック、成績簿 (gradebook.db) ができます。記述問題は
+そのフォルダで formgrader を開いて手で採点します。遅れた提出や再提出は、同じ `--out` にもう一度
+autograde すると加わります (前回の結果と手で付けた点数は残り、採点し直した受講者だけが置き換わります。
+作り直すときは `--fresh`)。`--out` はこのコースや提出とは別のフォルダにしてください。
+
 または nbgrader だけで: `submitted/<受講者>/<課題>/<課題>.ipynb` に提出を置き、
 `nbgrader autograde <課題>`、`nbgrader generate_feedback <課題>`、`nbgrader export`。
 

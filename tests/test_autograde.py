@@ -68,6 +68,7 @@ def test_submission_layouts_are_recognised(tmp_path, course):
     assert by[("endo", "endo.ipynb")].status == "unknown_assignment"
     assert by[("oda", "oda.ipynb")].status == "unknown_assignment" and "99_unknown" in by[("oda", "oda.ipynb")].reason
     assert by[("kato", "kato.ipynb")].status == "invalid_notebook"
+    assert "1 行 12 文字目" in by[("kato", "kato.ipynb")].reason  # where the cut download ends
     assert by[("ito", "ito.ipynb")].status == "duplicate_submission"
     assert by[("山田_花子", "山田 花子.ipynb")].gradable
     assert not any("evil" in s.source or "checkpoints" in s.source for s in found)
@@ -75,6 +76,24 @@ def test_submission_layouts_are_recognised(tmp_path, course):
     hinted = collect_submissions([flat / "endo.ipynb"], {"01_basics"}, tmp_path / "inbox2", releases,
                                  assignment_hint="01_basics")
     assert hinted[0].gradable
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b"", "空のファイルです"),
+    (b"  \n", "空のファイルです"),
+    (b'{"cells": [{"cell_type": "code",\n  "source": "x = 1"\n  "metadata": {}}]}', "3 行 3 文字目"),  # the missing comma
+    (b"[]", "最上位に cells がありません"),
+    (b"{}", "最上位に cells がありません"),
+    (b'{"cells": "none", "metadata": {}, "nbformat": 4, "nbformat_minor": 5}', "ノートブックとして読めません"),
+    ("{}".encode("utf-16"), "UTF-8 のテキストではありません"),
+])
+def test_an_unreadable_notebook_says_why_and_where(tmp_path, content, reason):
+    from autograder.grading_submissions import read_notebook
+
+    path = tmp_path / "student.ipynb"
+    path.write_bytes(content)
+    nb, why = read_notebook(path)
+    assert nb is None and reason in why, why
 
 
 def test_tampering_is_detected_and_repaired_before_grading(tmp_path, course):
@@ -102,6 +121,7 @@ def test_tampering_is_detected_and_repaired_before_grading(tmp_path, course):
         write(nb, tmp_path / "in" / f"{name}.ipynb")
     found = {s.student: s for s in collect_submissions([tmp_path / "in"], {"01_basics"}, tmp_path / "inbox", releases)}
     assert found["deleted"].tampered and "test_softmax" in " ".join(found["deleted"].notes)
+    assert "答えのセル (softmax) がありません" in " ".join(found["deleted"].notes)
     repaired = nbformat.read(found["deleted"].notebook, as_version=4)
     assert cell_index(repaired, "test_softmax") < cell_index(repaired, "test_cross_entropy")
     assert found["edited"].tampered and "書き換えられていた" in " ".join(found["edited"].notes)
@@ -337,6 +357,95 @@ def test_notebook_time_limit_kills_a_stuck_submission_and_the_class_goes_on(tmp_
 
     leftovers = [p for p in psutil.process_iter(["pid"]) if marked(p)]
     assert not leftovers, f"processes of graded notebooks are still running: {leftovers}"
+
+
+def give_by_hand(db: Path, student: str, assignment: str, points: float) -> str:
+    """What formgrader does when the teacher grades a written answer: its manual score."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{db}", COURSE_ID) as gb:
+        grade = next(g for g in gb.find_submission(assignment, student).notebooks[0].grades if g.needs_manual_grade)
+        grade.manual_score, grade.needs_manual_grade = points, False
+        gb.db.commit()
+        return grade.name
+
+
+def test_a_later_run_adds_to_the_output_folder_and_keeps_scores_given_by_hand(tmp_path, course):
+    full, untouched = read(course, "source", "01_basics"), read(course, "release", "01_basics")
+    write(full, tmp_path / "first" / "aoki.ipynb")
+    write(full, tmp_path / "first" / "ito.ipynb")
+    out = tmp_path / "out"
+    options = dict(course=course, workers=1)
+    autograde([tmp_path / "first"], out, ["01_basics"], **options)
+    written = give_by_hand(out / "gradebook.db", "aoki", "01_basics", 2.0)
+
+    write(full, tmp_path / "late" / "ueda.ipynb")       # a late student
+    write(untouched, tmp_path / "late" / "ito.ipynb")   # a re-submission replaces the first
+    summary = autograde([tmp_path / "late"], out, ["01_basics"], **options)
+    rows = rows_by_student(out)
+    assert set(rows) == {("aoki", "01_basics"), ("ito", "01_basics"), ("ueda", "01_basics")}
+    assert summary.kept == 1 and len(summary.rows) == 2
+    assert float(rows[("aoki", "01_basics")]["score"]) == 10 and float(rows[("aoki", "01_basics")]["manual_pending"]) == 0
+    assert float(rows[("ueda", "01_basics")]["score"]) == 8 and float(rows[("ito", "01_basics")]["score"]) == 0
+    assert (out / "feedback" / "aoki" / "01_basics.html").is_file()
+    scores = gradebook_scores(out / "gradebook.db", COURSE_ID)
+    assert scores[("aoki", "01_basics")][written][1] == 2.0 and len(scores) == 3
+
+    write(full, tmp_path / "again" / "aoki.ipynb")      # graded again: the score by hand stays, for review
+    autograde([tmp_path / "again"], out, ["01_basics"], **options)
+    aoki = rows_by_student(out)[("aoki", "01_basics")]
+    assert float(aoki["score"]) == 10 and float(aoki["manual_pending"]) == 2 and written in aoki["reason"]
+
+    autograde([tmp_path / "late"], out, ["01_basics"], fresh=True, **options)
+    assert set(rows_by_student(out)) == {("ito", "01_basics"), ("ueda", "01_basics")}
+    assert not (out / "feedback" / "aoki").exists()
+    assert len(gradebook_scores(out / "gradebook.db", COURSE_ID)) == 2
+
+
+def test_an_assignment_new_to_the_output_folder_joins_its_gradebook(tmp_path):
+    """Grading 03 into the folder where 01 was graded: nbgrader registers 03 in the earlier gradebook."""
+    from autograder.grading_outputs import Previous, gradebook_layout, register_missing_assignments
+    from autograder.notebooks import build_course
+
+    build_course(tmp_path / "then", ["01_basics"])
+    build_course(tmp_path / "now", ["01_basics", "03_embeddings"])
+    shutil.copyfile(tmp_path / "then" / "gradebook.db", tmp_path / "earlier.db")
+    register_missing_assignments(Previous(tmp_path / "earlier.db"), tmp_path / "now", COURSE_ID, tmp_path / "work")
+    assert gradebook_layout(tmp_path / "earlier.db", COURSE_ID) == gradebook_layout(tmp_path / "now" / "gradebook.db",
+                                                                                    COURSE_ID)
+
+
+def test_an_output_folder_of_another_course_is_refused_before_anything_is_removed(tmp_path, course):
+    from nbgrader.api import Gradebook
+
+    from autograder.grading import GradingError
+
+    write(read(course, "source", "01_basics"), tmp_path / "in" / "aoki.ipynb")
+    out = tmp_path / "out"
+    autograde([tmp_path / "in"], out, ["01_basics"], course=course, workers=1)
+    with Gradebook(f"sqlite:///{out / 'gradebook.db'}", COURSE_ID) as gb:  # another version of the course
+        cell = gb.find_assignment("01_basics").notebooks[0].grade_cells[0]
+        cell.max_score += 1
+        gb.db.commit()
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    with pytest.raises(GradingError, match="今回のコースと違います.*--fresh"):
+        autograde([tmp_path / "in"], out, ["01_basics"], course=course, workers=1)
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+
+
+def test_the_output_folder_must_not_overlap_the_course_or_the_submissions(tmp_path, course):
+    from autograder.grading import GradingError
+
+    own = tmp_path / "course"
+    shutil.copytree(course, own)
+    write(read(own, "source", "01_basics"), own / "submitted" / "aoki" / "01_basics" / "01_basics.ipynb")
+    before = sorted(p.relative_to(own) for p in own.rglob("*"))
+    for out, inputs in ((own, [own / "submitted"]), (own / "submitted" / "grades", [own / "submitted"])):
+        with pytest.raises(GradingError, match="別のフォルダを --out"):
+            autograde(inputs, out, ["01_basics"], course=own, workers=1)
+    assert sorted(p.relative_to(own) for p in own.rglob("*")) == before
+    with pytest.raises(GradingError, match="--notebook-timeout は 1 秒以上"):
+        autograde([own / "submitted"], tmp_path / "out", course=own, notebook_timeout=0)
 
 
 def test_cuda_grading_needs_a_gpu(tmp_path, course):

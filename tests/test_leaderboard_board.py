@@ -217,7 +217,11 @@ def test_team_names_are_normalised(tmp_path, board):
     sub = submission(tmp_path, "a", 1, 1)
     board.submit("  チーム　Ａ ", sub, now=T0)
     board.submit("チーム A", sub, now=T0 + 1)
+    board.submit("チーム a", sub, now=T0 + 2)  # case does not make another team (nor 3 more submissions)
     assert board.teams() == ["チーム A"]
+    with pytest.raises(RateLimited):
+        board.submit("ﾁｰﾑ a", sub, now=T0 + 3)
+    assert len(board.submissions("チーム a")) == 3
     with pytest.raises(BoardError):
         board.submit("   ", sub)
     with pytest.raises(BoardError):

@@ -287,6 +287,7 @@ BAD_SUBMISSIONS = {
                             "の形"),
     "neither ENEs nor labels": ('{"page_id": "1"}\n', 1, "ENEs も labels も"),
     "probs out of range": ('{"page_id": "1", "labels": ["1.1"], "probs": [2]}\n', 1, "[0, 1]"),
+    "UTF-16": ((ok_line() + "\n" + ok_line(pid="2") + "\n").encode("utf-16"), None, "UTF-16"),
     "empty file": (b"", None, "空のファイル"),
     "only blank lines": ("\n  \n\n", None, "空のファイル"),
 }

@@ -336,6 +336,7 @@ class Board:
         nothing counted), ``RateLimited`` or ``BoardClosed``."""
         team, description = clean_team_name(team), clean_description(description)
         with self._transaction() as conn:  # fail fast, before the slow part
+            team = _known_spelling(conn, team)
             self._check_can_submit(conn, team, time.time() if now is None else now)
         config = self.config
         report = score_submission(self.load_gold(), submission_path, max_errors=max_errors,
@@ -386,7 +387,7 @@ class Board:
     def submissions(self, team: str | None = None) -> list[SubmissionRecord]:
         if team is None:
             return self._submission_rows("", ())
-        return self._submission_rows("WHERE t.name = ?", (clean_team_name(team),))
+        return self._submission_rows("WHERE t.name = ?", (_known_spelling(self._conn, clean_team_name(team)),))
 
     def _submission_rows(self, where: str, params: tuple) -> list[SubmissionRecord]:
         rows = self._conn.execute(
@@ -437,6 +438,15 @@ def _create_tables(conn: sqlite3.Connection) -> None:
 def _set_meta(conn: sqlite3.Connection, key: str, value) -> None:
     conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                  (key, json.dumps(value, ensure_ascii=False)))
+
+
+def _known_spelling(conn: sqlite3.Connection, team: str) -> str:
+    """The name under which the team already submitted, if it differs only in case
+    ("Team A" and "team a" are one team, with one daily limit); else the name itself."""
+    for (name,) in conn.execute("SELECT name FROM teams"):
+        if name.casefold() == team.casefold():
+            return name
+    return team
 
 
 def _team_id(conn: sqlite3.Connection, team: str, now: float) -> int:

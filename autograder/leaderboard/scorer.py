@@ -35,6 +35,7 @@ AUTO_KEY_RE = re.compile(r"AUTO\.[^.\s]+(\.[^.\s]+)*\.\d{6}")
 ALL_PAGES = "all"
 _UTF8_BOM = b"\xef\xbb\xbf"
 _GZIP_MAGIC = b"\x1f\x8b"
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
 # --- errors -----------------------------------------------------------------
@@ -201,8 +202,11 @@ def _open_input(path: str | Path, log: _ErrorLog):
     """The file as bytes, gunzipped if it starts with the gzip magic; None if it cannot open."""
     try:
         with open(path, "rb") as probe:
-            gzipped = probe.read(2) == _GZIP_MAGIC
-        return gzip.open(path, "rb") if gzipped else open(path, "rb")
+            start = probe.read(2)
+        if start in _UTF16_BOMS:  # every line would fail alike: say it once
+            log.add(None, None, "UTF-16 で保存されています。UTF-8 で保存し直してください")
+            return None
+        return gzip.open(path, "rb") if start == _GZIP_MAGIC else open(path, "rb")
     except OSError as e:
         log.add(None, None, f"ファイルを開けません ({e.strerror or e})")
         return None

@@ -1,0 +1,62 @@
+"""argparse's own messages in Japanese, and a mistyped option reported with the usage
+of the subcommand it was given to (``bert-workshop autograde … --wrokers 2``).
+
+argparse builds its messages with ``gettext``; they are looked up here instead.
+A message not listed (another Python version's wording) stays in English.
+"""
+from __future__ import annotations
+
+import argparse
+
+JAPANESE = {
+    "usage: ": "使い方: ",
+    "positional arguments": "引数",
+    "options": "オプション",
+    "show this help message and exit": "このヘルプを表示して終わる",
+    "%(prog)s: error: %(message)s\n": "%(prog)s: エラー: %(message)s\n",
+    "argument %(argument_name)s: %(message)s": "%(argument_name)s: %(message)s",
+    "the following arguments are required: %s": "次の引数が必要です: %s",
+    "unrecognized arguments: %s": "知らない引数です: %s (--help で使えるものを確かめてください)",
+    "invalid choice: %(value)r (choose from %(choices)s)": "%(value)r は選べません (%(choices)s から選んでください)",
+    "invalid %(type)s value: %(value)r": "%(value)r は %(type)s として読めません",
+    "expected one argument": "値が 1 つ必要です",
+    "expected at least one argument": "値が 1 つ以上必要です",
+    "expected at most one argument": "値は 1 つまでです",
+    "expected %s argument": "値が %s 個必要です",
+    "expected %s arguments": "値が %s 個必要です",
+    "ambiguous option: %(option)s could match %(matches)s": "%(option)s があいまいです (候補: %(matches)s)",
+    "not allowed with argument %s": "%s と一緒には使えません",
+    "one of the arguments %s is required": "%s のどれかが必要です",
+    "ignored explicit argument %r": "%r は指定できません",
+    "can't open '%(filename)s': %(error)s": "'%(filename)s' を開けません: %(error)s",
+}
+
+
+def japanese(message: str) -> str:
+    return JAPANESE.get(message, message)
+
+
+def use_japanese_messages() -> None:
+    argparse._ = japanese
+    argparse.ngettext = lambda singular, plural, n: japanese(singular if n == 1 else plural)
+
+
+def remember_subcommands(parser: argparse.ArgumentParser) -> None:
+    """Each subcommand's parser stores itself in the parsed arguments (as `_parser`),
+    so that an error after parsing can show that subcommand's usage."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for subparser in action.choices.values():
+                subparser.set_defaults(_parser=subparser)
+                remember_subcommands(subparser)
+
+
+def parse(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    """parse_args, with leftovers blamed on the subcommand (the parser made after
+    use_japanese_messages, so that its headings are in Japanese too)."""
+    use_japanese_messages()
+    remember_subcommands(parser)
+    args, leftovers = parser.parse_known_args(argv)
+    if leftovers:
+        getattr(args, "_parser", parser).error(japanese("unrecognized arguments: %s") % " ".join(leftovers))
+    return args

@@ -1,0 +1,44 @@
+"""The command line's own usage errors: in Japanese, with the usage of the subcommand at fault."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from autograder import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def usage_error(capsys, argv: list[str]) -> str:
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    assert info.value.code == 2
+    return capsys.readouterr().err
+
+
+def test_a_mistyped_option_is_blamed_on_its_subcommand(capsys):
+    err = usage_error(capsys, ["autograde", "class", "--wrokers", "2"])
+    assert "使い方: bert-workshop autograde" in err
+    assert "bert-workshop autograde: エラー: 知らない引数です: --wrokers 2" in err
+    err = usage_error(capsys, ["leaderboard", "show", "--bord", "x"])
+    assert "bert-workshop leaderboard show: エラー: 知らない引数です: --bord x" in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["autograd"], "'autograd' は選べません ("),
+    (["autograde", "class", "--workers", "two"], "--workers: 'two' は int として読めません"),
+    (["train"], "次の引数が必要です: --train, --dev, --checkpoint"),
+    (["predict", "--checkpoint"], "--checkpoint: 値が 1 つ必要です"),
+])
+def test_usage_errors_are_in_japanese(capsys, argv, message):
+    assert message in usage_error(capsys, argv)
+
+
+def test_help_is_in_japanese():
+    # A fresh process: argparse's headings are made with the parsers, before any message is looked up.
+    out = subprocess.run([sys.executable, "-m", "autograder.cli", "score", "--help"], capture_output=True,
+                         text=True, check=True, cwd=ROOT).stdout
+    assert out.startswith("使い方: bert-workshop score") and "オプション:" in out and "このヘルプを表示" in out
