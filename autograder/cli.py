@@ -3,6 +3,9 @@ demo, leaderboard). Messages are in Japanese; known errors never show a tracebac
 from __future__ import annotations
 
 import argparse
+import errno
+import os
+import pickle
 import sys
 
 import torch
@@ -12,7 +15,7 @@ from solutions.data import DataError
 from solutions.training import TrainingError
 
 from . import pipeline
-from .cli_messages import parse, use_japanese_messages
+from .cli_messages import device_name, fraction, parse, positive_float, positive_int, use_japanese_messages
 
 
 def add_data_commands(sub) -> None:
@@ -20,7 +23,7 @@ def add_data_commands(sub) -> None:
     kinds = p.add_subparsers(dest="kind", required=True)
 
     demo = kinds.add_parser("demo", help="埋め込みのデモコーパス (合成データ、オフラインで動く)")
-    demo.add_argument("--pages", type=int, default=3000, help="ページ数 (既定 3000)")
+    demo.add_argument("--pages", type=positive_int, default=3000, help="ページ数 (既定 3000)")
 
     livedoor = kinds.add_parser("livedoor", help="livedoor ニュースコーパス (9 カテゴリ)")
     livedoor.add_argument("--archive", help="ldcc-20140209.tar.gz か展開した text/ ディレクトリ。"
@@ -31,12 +34,12 @@ def add_data_commands(sub) -> None:
     shinra.add_argument("--dump", required=True, help="CirrusSearch ダンプ (*.json.gz)")
     shinra.add_argument("--inputs", action="append", default=[],
                         help="ラベル付けする入力 (leaderboard/test の JSONL)。複数指定可")
-    shinra.add_argument("--sample", type=int, help="無作為に選ぶページ数 (ワークショップは 5000)")
+    shinra.add_argument("--sample", type=positive_int, help="無作為に選ぶページ数 (ワークショップは 5000)")
     shinra.add_argument("--single-label", action="store_true", help="複数ラベルのページ (約 3%%) を除く")
 
     for q in (demo, livedoor, shinra):
         q.add_argument("--out", default="runs/data", help="出力先ディレクトリ (train.jsonl, dev.jsonl)")
-        q.add_argument("--dev-fraction", type=float, default=0.2, help="dev に回す割合 (既定 0.2)")
+        q.add_argument("--dev-fraction", type=fraction, default=0.2, help="dev に回す割合 (既定 0.2)")
         q.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=pipeline.run_data)
 
@@ -45,23 +48,23 @@ def add_pretrain_command(sub) -> None:
     p = sub.add_parser("pretrain", help="MLM で BERT をゼロから事前学習する (語彙もコーパスから学習)")
     p.add_argument("--data", nargs="+", required=True, help="テキストの JSONL ({page_id,title,text,…} の行)")
     p.add_argument("--dev", nargs="+", help="学習に使わない評価用テキストの JSONL。MLM の損失と正解率を記録する")
-    p.add_argument("--eval-every", type=int, default=200, help="--dev で評価する間隔 (ステップ。既定 200)")
+    p.add_argument("--eval-every", type=positive_int, default=200, help="--dev で評価する間隔 (ステップ。既定 200)")
     p.add_argument("--out", default="runs/pretrained", help="チェックポイントの出力先 (Hugging Face 形式)")
     p.add_argument("--size", default="tiny", help="tiny / mini / small / medium / base (既定 tiny)")
-    p.add_argument("--vocab-size", type=int, default=8000)
-    p.add_argument("--max-length", type=int, default=128)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=5e-4)
-    p.add_argument("--max-steps", type=int, help="ステップ数 (既定 1000。--minutes があれば時間で決める)")
-    p.add_argument("--minutes", type=float, help="時間予算 (分)。学習率スケジュールをこれに合わせる")
-    p.add_argument("--short-length", type=int,
+    p.add_argument("--vocab-size", type=positive_int, default=8000)
+    p.add_argument("--max-length", type=positive_int, default=128)
+    p.add_argument("--batch-size", type=positive_int, default=64)
+    p.add_argument("--lr", type=positive_float, default=5e-4)
+    p.add_argument("--max-steps", type=positive_int, help="ステップ数 (既定 1000。--minutes があれば時間で決める)")
+    p.add_argument("--minutes", type=positive_float, help="時間予算 (分)。学習率スケジュールをこれに合わせる")
+    p.add_argument("--short-length", type=positive_int,
                    help="はじめは短いブロック (例 128) で学習し、最後に --max-length で仕上げる (BERT と同じやり方)")
-    p.add_argument("--short-share", type=float, default=0.9, help="短いブロックで学習する割合 (既定 0.9)")
+    p.add_argument("--short-share", type=fraction, default=0.9, help="短いブロックで学習する割合 (既定 0.9)")
     p.add_argument("--copy-positions", action="store_true",
                    help="長いブロックに移るとき、まだ学習していない位置の埋め込みを学習済みの位置の写しから始める")
     p.add_argument("--shuffle-documents", action=argparse.BooleanOptionalAction, default=True,
                    help="テキストを 1 周するたびに文書の順番を入れ替えてブロックを作り直す (既定: する)")
-    p.add_argument("--mask-prob", type=float, default=0.15,
+    p.add_argument("--mask-prob", type=fraction, default=0.15,
                    help="マスクするトークンの割合 (既定 0.15。短い事前学習では 0.3 前後も有効)")
     p.add_argument("--whole-word-mask", action="store_true",
                    help="単語 (MeCab の 1 語) のサブワードをまとめてマスクする (東北大 BERT v3 と同じ)")
@@ -77,14 +80,14 @@ def add_train_command(sub) -> None:
                    help="ローカルのディレクトリ (pretrain の出力など) か Hugging Face のモデル ID "
                         "(例 tohoku-nlp/bert-base-japanese-v3、要ネット接続)")
     p.add_argument("--out", default="runs/finetuned", help="出力先 (best/ に最良のチェックポイント)")
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=5e-5)
-    p.add_argument("--max-length", type=int, default=256)
-    p.add_argument("--windows", type=int, default=1,
+    p.add_argument("--epochs", type=positive_int, default=3)
+    p.add_argument("--batch-size", type=positive_int, default=32)
+    p.add_argument("--lr", type=positive_float, default=5e-5)
+    p.add_argument("--max-length", type=positive_int, default=256)
+    p.add_argument("--windows", type=positive_int, default=1,
                    help="長いページを最大この数の区間に分けて読む (各区間が 1 例。予測は区間の確率の平均。既定 1: 先頭だけ)")
-    p.add_argument("--save-every", type=int, default=200, help="再開用の状態を保存する間隔 (ステップ)")
-    p.add_argument("--stop-after-steps", type=int, help="このステップ数で止める (後で --resume で再開)")
+    p.add_argument("--save-every", type=positive_int, default=200, help="再開用の状態を保存する間隔 (ステップ)")
+    p.add_argument("--stop-after-steps", type=positive_int, help="このステップ数で止める (後で --resume で再開)")
     p.add_argument("--multi-label", action=argparse.BooleanOptionalAction, default=None,
                    help="複数ラベル分類にする (省略時は訓練データから判断)")
     p.add_argument("--resume", action="store_true", help="中断した学習を out/last/state.pt から再開する")
@@ -103,11 +106,11 @@ def add_predict_command(sub) -> None:
     p.add_argument("--format", default="auto", choices=["auto", "shinra", "simple"],
                    help="shinra: 森羅の提出形式 / simple: {page_id,labels,probs} (既定: ENE なら shinra)")
     p.add_argument("--system", default="MyBERT", help="森羅形式のシステム名 (AUTO.<system>.<yyyyMM>)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--max-length", type=int, default=256)
-    p.add_argument("--windows", type=int, help="長いページを読む区間の数 (既定: train で使った値)")
-    p.add_argument("--threshold", type=float, default=0.5, help="複数ラベルのしきい値")
-    p.add_argument("--device", default="auto", help="auto / cpu / cuda")
+    p.add_argument("--batch-size", type=positive_int, default=64)
+    p.add_argument("--max-length", type=positive_int, default=256)
+    p.add_argument("--windows", type=positive_int, help="長いページを読む区間の数 (既定: train で使った値)")
+    p.add_argument("--threshold", type=fraction, default=0.5, help="複数ラベルのしきい値")
+    p.add_argument("--device", default="auto", type=device_name, help="auto / cpu / cuda")
     add_unpad_option(p)
     p.set_defaults(func=pipeline.run_predict)
 
@@ -125,17 +128,17 @@ def add_score_command(sub) -> None:
 def add_demo_command(sub) -> None:
     p = sub.add_parser("demo", help="一連の流れを実行: デモデータ → 事前学習 → ファインチューニング → 予測 → 採点")
     p.add_argument("--out", default="runs/demo", help="成果物の出力先")
-    p.add_argument("--pages", type=int, default=3000)
-    p.add_argument("--device", default="auto", help="auto / cpu / cuda")
-    p.add_argument("--pretrain-minutes", type=float, help="事前学習の時間予算 (分。既定 CPU 1.5 / GPU 3)")
-    p.add_argument("--epochs", type=int, help="ファインチューニングのエポック数 (既定 CPU 15 / GPU 6)")
+    p.add_argument("--pages", type=positive_int, default=3000)
+    p.add_argument("--device", default="auto", type=device_name, help="auto / cpu / cuda")
+    p.add_argument("--pretrain-minutes", type=positive_float, help="事前学習の時間予算 (分。既定 CPU 1.5 / GPU 3)")
+    p.add_argument("--epochs", type=positive_int, help="ファインチューニングのエポック数 (既定 CPU 15 / GPU 6)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=pipeline.run_demo)
 
 
 def add_common_training_options(p) -> None:
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="auto (GPU があれば使う) / cpu / cuda")
+    p.add_argument("--device", default="auto", type=device_name, help="auto (GPU があれば使う) / cpu / cuda")
     p.add_argument("--compile", action="store_true",
                    help="各層を torch.compile する (GPU 向け。H200 で固定長の学習が 1.14 倍。"
                         "長さの揃わない短い学習ではコンパイルの時間で遅くなることがあります)")
@@ -174,15 +177,32 @@ def main(argv=None) -> int:
     args = parse(build_parser(), argv)
     try:
         return args.func(args) or 0
-    except (DataError, CheckpointError, TrainingError) as e:
-        print(f"エラー: {e}", file=sys.stderr)
-        return 2
     except torch.cuda.OutOfMemoryError:  # (newer torch also names it torch.OutOfMemoryError)
         print(f"エラー: {pipeline.out_of_memory_advice(args)}", file=sys.stderr)
         return 2
+    except (ValueError, TrainingError, OSError, pickle.UnpicklingError) as e:
+        if os.environ.get("BERT_WORKSHOP_TRACEBACK"):
+            raise
+        print(f"エラー: {error_message(e)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
-        print("\n中断しました。train は --resume で続きから再開できます", file=sys.stderr)
+        print(f"\n中断しました。{pipeline.resume_advice(args)}", file=sys.stderr)
         return 130
+
+
+OS_ERRORS = {errno.ENOENT: "見つかりません", errno.EISDIR: "フォルダです (ファイルを指定してください)",
+             errno.ENOTDIR: "途中にフォルダでないものがあります", errno.EEXIST: "同じ名前のファイルがあります",
+             errno.EACCES: "アクセスする権限がありません", errno.ENOSPC: "ディスクがいっぱいです"}
+
+
+def error_message(e: Exception) -> str:
+    """What went wrong, for the user: our own errors as they are; others with how to see more."""
+    if isinstance(e, (DataError, CheckpointError, TrainingError)):
+        return str(e)
+    if isinstance(e, OSError):
+        what = OS_ERRORS.get(e.errno, e.strerror or str(e))
+        return f"{e.filename}: {what}" if e.filename else what
+    return f"{e} (BERT_WORKSHOP_TRACEBACK=1 を付けて実行すると詳しい場所が出ます)"
 
 
 if __name__ == "__main__":

@@ -60,3 +60,51 @@ def parse(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
     if leftovers:
         getattr(args, "_parser", parser).error(japanese("unrecognized arguments: %s") % " ".join(leftovers))
     return args
+
+
+# ------------------------------------------------- numbers checked as they are read
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1 (steps, epochs, sizes)."""
+    value = int_value(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"1 以上の整数にしてください ({text})")
+    return value
+
+
+def int_value(text: str) -> int:
+    return read_as(int, "整数", text)
+
+
+def read_as(kind, name: str, text: str):
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{name}ではありません ({text})") from None
+
+
+def positive_float(text: str) -> float:
+    """A number > 0 (learning rates, minutes)."""
+    value = float_value(text)
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"0 より大きい数にしてください ({text})")
+    return value
+
+
+def fraction(text: str) -> float:
+    """A share strictly between 0 and 1 (dev fraction, masking share)."""
+    value = float_value(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"0 と 1 のあいだの数にしてください ({text})")
+    return value
+
+
+def float_value(text: str) -> float:
+    return read_as(float, "数", text)
+
+
+def device_name(text: str) -> str:
+    if text not in ("auto", "cpu", "cuda") and not text.startswith("cuda:"):
+        raise argparse.ArgumentTypeError(f"auto / cpu / cuda のどれかにしてください ({text})")
+    return text

@@ -34,13 +34,46 @@ def read_dataset(path, *, require_labels: bool) -> list:
     return records
 
 
-def stream_records(path):
-    """Records one at a time for prediction; a bad line is reported and skipped."""
+def stream_records(path, max_warnings: int = 20):
+    """Records one at a time for prediction; a bad line is reported (the first
+    max_warnings one by one, then a count) and skipped."""
+    skipped, no_text = 0, 0
     for item in D.iter_records_or_errors(path, require_labels=False):
-        if isinstance(item, D.DataError):
-            say(f"警告: {item} (このページは予測しません)")
-        else:
+        if isinstance(item, D.Record):
             yield item
+            continue
+        if item.line is None:  # about the whole file (no page in it)
+            say(f"警告: {item}")
+            continue
+        skipped += 1
+        no_text += item.field == "text"
+        if skipped <= max_warnings:
+            say(f"警告: {item} (このページは予測しません)")
+    if skipped > max_warnings:
+        say(f"警告: {path}: ほかに {skipped - max_warnings} 行を読めませんでした (予測しません)")
+    if no_text:
+        say(f"  本文 ('text') のない行が {no_text} 行あります。森羅の入力ファイルなら --dump で本文のダンプを指定します")
+
+
+def check_predict_paths(input_path, output_path) -> None:
+    """Before the model is loaded: the input is a file and the output can be one."""
+    if not Path(input_path).exists():
+        raise D.DataError("ファイルが見つかりません", path=input_path)
+    if Path(input_path).is_dir():
+        raise D.DataError("フォルダです。予測するページの JSONL ファイルを指定してください", path=input_path)
+    if Path(output_path).is_dir():
+        raise D.DataError("フォルダです。出力するファイルの名前を指定してください (例 out/submission.jsonl)",
+                          path=output_path)
+
+
+def resume_advice(args) -> str:
+    """After Ctrl-C: whether this command can go on from where it stopped."""
+    if getattr(args, "command", None) != "train":
+        return ""
+    state = Path(args.out) / "last" / "state.pt"
+    if state.is_file():
+        return f"--resume で、最後に保存した状態 ({state}) から再開できます"
+    return "再開用の状態はまだ保存されていません (--save-every ステップごとと、エポックの終わりに保存します)"
 
 
 def write_split(out: Path, records, dev_fraction: float, seed: int) -> dict:
@@ -113,6 +146,7 @@ def run_train(args) -> int:
 
 
 def run_predict(args) -> int:
+    check_predict_paths(args.input, args.output)
     if args.dump:
         records = D.read_shinra_inputs(args.input, args.dump)
     else:

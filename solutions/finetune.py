@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -54,12 +55,23 @@ def targets(records, labels: list[str], multi_label: bool) -> torch.Tensor:
 
 
 def warn_unseen_labels(records, labels, source: str) -> None:
+    """Dev labels that training never saw: the model cannot predict them."""
     known = set(labels)
-    unseen = [(i, name) for i, r in enumerate(records) for name in r.labels if name not in known]
+    unseen = Counter(name for r in records for name in r.labels if name not in known)
     if unseen:
-        line, name = unseen[0]
-        print(f"警告: {source}:{line + 1}: ラベル '{name}' は訓練データにありません"
-              f" (全 {len(unseen)} 件。評価では取りこぼしとして数えます)", file=sys.stderr)
+        first = next(r.page_id for r in records if not known.issuperset(r.labels))
+        names = ", ".join(list(unseen)[:10]) + (" …" if len(unseen) > 10 else "")
+        print(f"警告: {source}: {len(unseen)} 種類のラベル ({names}) は訓練データにありません"
+              f" (dev で {sum(unseen.values())} 個、最初はページ {first}。評価では取りこぼしとして数えます)",
+              file=sys.stderr)
+
+
+def warn_ignored_settings(given: FinetuneSettings, saved: dict) -> None:
+    """--resume goes on with the saved settings: say which of the given ones it does not use."""
+    differ = [f"{key} (指定 {value}、保存 {saved[key]})" for key, value in asdict(given).items()
+              if key != "stop_after_steps" and key in saved and saved[key] != value]
+    if differ:
+        print(f"警告: --resume は保存した設定で続けます。次の指定は使いません: {', '.join(differ)}", file=sys.stderr)
 
 
 @torch.no_grad()
@@ -142,6 +154,7 @@ def finetune(train_records, dev_records, checkpoint, out_dir, settings: Finetune
     labels = sorted({name for r in train_records for name in r.labels})
     if state:
         check_same_labels(labels, state["labels"], state_path)
+        warn_ignored_settings(settings, state["settings"])
         settings = FinetuneSettings(**{**state["settings"], "stop_after_steps": settings.stop_after_steps})
         multi_label = state["multi_label"]
     else:

@@ -7,12 +7,14 @@ import re
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
+from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from . import training as T
 from .checkpoints import load_model, resolve_checkpoint
-from .data import write_json_lines, write_shinra_submission
+from .config import BertConfig
+from .data import DataError, write_json_lines, write_shinra_submission
 from .encoding import WORKERS, encode_records
 from .finetune import answer_row, fit_max_length, predict_label_sets, scored_labels
 from .fast import FastBertForSequenceClassification
@@ -94,6 +96,16 @@ def predictions(model, tokenizer, records, *, batch_size=64, max_length=256, dev
     bar.close()
 
 
+def check_classifier_checkpoint(directory: Path) -> None:
+    """A pre-trained (MLM) checkpoint has no labels: say which checkpoint predict needs."""
+    config_path = Path(directory) / "config.json"
+    if config_path.is_file():
+        config = BertConfig.load(config_path)
+        if not config.labels:
+            raise T.TrainingError(f"{directory}: 分類器のチェックポイントではありません (ラベルがありません)。"
+                                  "train で作ったチェックポイント (train の --out の best/) を指定してください")
+
+
 def predict_file(checkpoint, records, output_path, *, output_format="auto", system="MyBERT",
                  yyyymm=None, batch_size=64, max_length=256, device="auto", threshold=0.5,
                  chunk_size=PAGES_PER_CHUNK, windows=None, unpad=False) -> dict:
@@ -104,6 +116,7 @@ def predict_file(checkpoint, records, output_path, *, output_format="auto", syst
     unpad: take [PAD] out of the computation (solutions.fast; the same labels).
     """
     directory = resolve_checkpoint(checkpoint)
+    check_classifier_checkpoint(directory)
     model, missing = load_model(directory, FastBertForSequenceClassification)
     model.unpad = unpad
     if missing:
@@ -129,5 +142,8 @@ def predict_file(checkpoint, records, output_path, *, output_format="auto", syst
     else:
         rows = (answer_row(r.page_id, scored) for r, scored in stream)
         write_json_lines(output_path, counted(rows))
+    if counter["pages"] == 0:  # an empty submission would only score 0 later
+        Path(output_path).unlink(missing_ok=True)
+        raise DataError("予測できるページが 1 件もありませんでした (入力の警告を見てください)", path=output_path)
     print(f"{counter['pages']} ページの予測を {output_path} に書きました ({output_format} 形式)", file=sys.stderr)
     return {"pages": counter["pages"], "output": str(output_path), "format": output_format}

@@ -109,6 +109,20 @@ def test_non_utf8_line_is_an_error(tmp_path):
     assert error.line == 2 and "UTF-8" in str(error)
 
 
+def test_a_non_utf8_line_does_not_lose_the_lines_after_it(tmp_path):
+    path = tmp_path / "train.jsonl"
+    path.write_bytes((good("1") + "\n").encode() + '{"page_id": "2", "text": "本文"}\n'.encode("cp932")
+                     + (good("3") + "\n").encode())
+    records, errors = read_records_checked(path)
+    assert [r.page_id for r in records] == ["1", "3"]
+    assert [e.line for e in errors] == [2] and "UTF-8" in str(errors[0])
+
+
+def test_a_file_of_bad_lines_is_not_called_empty(tmp_path):
+    records, errors = read_records_checked(write_lines(tmp_path / "train.jsonl", ["{oops", '{"page_id": "2"}']))
+    assert records == [] and "2 行すべてにエラー" in str(errors[-1]) and "空のファイル" not in str(errors[-1])
+
+
 def test_missing_file_is_a_data_error(tmp_path):
     error = first_error(tmp_path / "nothing.jsonl")
     assert "見つかりません" in str(error)

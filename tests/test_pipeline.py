@@ -194,7 +194,7 @@ def test_bad_lines_are_reported_with_file_and_line_and_the_rest_is_used(tmp_path
                  "--out", tmp_path / "ft", "--epochs", "1", "--max-length", "48", "--device", "cpu")
     assert f"{path}:5:" in result.stderr
     assert f"{path}:10: 'text'" in result.stderr
-    assert "9.9.9" in result.stderr and "訓練データにありません" in result.stderr
+    assert "9.9.9" in result.stderr and "訓練データにありません" in result.stderr and "最初はページ new1" in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -219,6 +219,60 @@ def test_a_missing_file_is_a_clear_error(tmp_path, tiny_checkpoint):
     result = run("train", "--train", "/nonexistent.jsonl", "--dev", "/nonexistent.jsonl",
                  "--checkpoint", tiny_checkpoint, "--out", tmp_path / "z", check=False)
     assert result.returncode == 2 and "/nonexistent.jsonl" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--epochs", "0"], "--epochs: 1 以上の整数にしてください (0)"),
+    (["train", "--lr", "-1"], "--lr: 0 より大きい数にしてください (-1)"),
+    (["train", "--lr", "nan"], "--lr: 0 より大きい数にしてください (nan)"),
+    (["predict", "--batch-size", "-1"], "--batch-size: 1 以上の整数にしてください (-1)"),
+    (["pretrain", "--max-steps", "0"], "--max-steps: 1 以上の整数にしてください (0)"),
+    (["pretrain", "--mask-prob", "0"], "--mask-prob: 0 と 1 のあいだの数にしてください (0)"),
+    (["data", "demo", "--dev-fraction", "1.5"], "--dev-fraction: 0 と 1 のあいだの数にしてください (1.5)"),
+    (["predict", "--device", "tpu"], "--device: auto / cpu / cuda のどれかにしてください (tpu)"),
+])
+def test_absurd_numbers_are_refused_before_any_work(args, message):
+    result = run(*args, check=False)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_predict_says_which_checkpoint_and_which_paths_it_needs(tmp_path, tiny_checkpoint, demo_records):
+    pages = tmp_path / "pages.jsonl"
+    write_jsonl(pages, demo_records[:5])
+    predict = ("predict", "--checkpoint", tiny_checkpoint, "--device", "cpu")
+    cases = [((pages, tmp_path / "p.jsonl"), "分類器のチェックポイントではありません"),  # a pre-trained one
+             ((tmp_path, tmp_path / "p.jsonl"), "フォルダです。予測するページ"),
+             ((pages, tmp_path), "フォルダです。出力するファイルの名前")]
+    for (source, output), message in cases:
+        result = run(*predict, "--input", source, "--output", output, check=False)
+        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_predict_with_no_usable_page_fails_and_hints_at_the_dump(tmp_path, demo_records):
+    train, dev = small_split(demo_records)
+    write_jsonl(tmp_path / "t.jsonl", train)
+    write_jsonl(tmp_path / "d.jsonl", dev)
+    ckpt = tmp_path / "ckpt"
+    tokenizer = Tokenizer(train_vocab([r.text for r in demo_records], 800))
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=64, labels=sorted({x for r in train for x in r.labels}))
+    save_model(BertForSequenceClassification(config), ckpt, tokenizer)
+    inputs = tmp_path / "shinra_inputs.jsonl"  # SHINRA's input file: no text without --dump
+    inputs.write_text("".join(json.dumps({"page_id": str(i), "title": "t"}) + "\n" for i in range(30)))
+    result = run("predict", "--checkpoint", ckpt, "--input", inputs, "--output", tmp_path / "p.jsonl",
+                 "--device", "cpu", check=False)
+    assert result.returncode == 2 and "予測できるページが 1 件もありません" in result.stderr
+    assert "--dump" in result.stderr and "ほかに 10 行" in result.stderr and result.stderr.count("警告:") == 22
+    assert not (tmp_path / "p.jsonl").exists()
+
+
+def test_resume_says_which_given_settings_it_does_not_use(tmp_path, tiny_checkpoint, demo_records, capsys):
+    train, dev = small_split(demo_records)
+    settings = dict(epochs=1, batch_size=16, max_length=48, device="cpu")
+    finetune(train, dev, tiny_checkpoint, tmp_path / "ft", FinetuneSettings(**settings, stop_after_steps=2))
+    capsys.readouterr()
+    finetune(train, dev, tiny_checkpoint, tmp_path / "ft", FinetuneSettings(**{**settings, "epochs": 3}), resume=True)
+    assert "次の指定は使いません: epochs (指定 3、保存 1)" in capsys.readouterr().err
 
 
 def test_resuming_with_another_label_set_is_refused(tmp_path, tiny_checkpoint, demo_records):

@@ -66,6 +66,15 @@ def iter_lines(path) -> Iterator[tuple[int, str]]:
     line was cut short. Bytes that are not UTF-8, and a gzip stream that is
     cut or corrupt, become a ``DataError`` after every complete line before it.
     """
+    for line_number, line in iter_lines_or_errors(path):
+        if isinstance(line, DataError):
+            raise line
+        yield line_number, line
+
+
+def iter_lines_or_errors(path) -> Iterator[tuple[int, str | DataError]]:
+    """As ``iter_lines``, but a line that is not UTF-8 comes as its ``DataError``
+    and the reading goes on: one bad byte does not lose the rest of the file."""
     try:
         opener = gzip.open if is_gzip(path) else open
         f = opener(path, "rb")
@@ -75,7 +84,11 @@ def iter_lines(path) -> Iterator[tuple[int, str]]:
     with f:
         try:
             for line_number, raw in enumerate(f, start=1):
-                yield line_number, _decode_line(raw, path, line_number)
+                try:
+                    line = _decode_line(raw, path, line_number)
+                except DataError as e:
+                    line = e
+                yield line_number, line
         except (EOFError, gzip.BadGzipFile, zlib.error) as e:
             raise DataError(
                 f"gzip が途中で切れているか壊れています（{e}）", path=path, line=line_number + 1
@@ -173,9 +186,15 @@ def iter_records_or_errors(path, *, require_labels=False) -> Iterator[Record | D
     an empty file is reported as an error at the end.
     """
     first_line_of = {}  # page_id -> line where it was first seen
-    for line_number, line in iter_lines(path):
+    n_lines = 0  # non-blank lines
+    for line_number, line in iter_lines_or_errors(path):
+        if isinstance(line, DataError):  # not UTF-8: reported, and the next lines are read
+            n_lines += 1
+            yield line
+            continue
         if not line.strip():
             continue
+        n_lines += 1
         try:
             record = record_from_json(parse_json_object(line, path, line_number), path, line_number,
                                       require_labels=require_labels)
@@ -193,7 +212,8 @@ def iter_records_or_errors(path, *, require_labels=False) -> Iterator[Record | D
         first_line_of[record.page_id] = line_number
         yield record
     if not first_line_of:
-        yield DataError("レコードが 1 件もありません（空のファイルです）", path=path)
+        why = f"{n_lines} 行すべてにエラーがあります" if n_lines else "空のファイルです"
+        yield DataError(f"レコードが 1 件もありません（{why}）", path=path)
 
 
 def read_jsonl(path, *, require_labels=False) -> Iterator[Record]:
