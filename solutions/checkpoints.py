@@ -8,6 +8,7 @@ the two functions below translate between them and Hugging Face's names.
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import torch
@@ -195,6 +196,11 @@ def load_model(name_or_path, model_class=BertModel, *, labels=None, multi_label=
     if not config_path.exists():
         raise CheckpointError(f"{directory}: config.json がありません (Hugging Face 形式ではありません)")
     config = BertConfig.load(config_path)
+    # A classifier fine-tuned for other labels: keep its encoder, start a new classifier.
+    relabelled = labels is not None and bool(config.labels) and list(config.labels) != list(labels)
+    if relabelled:
+        print(f"注意: {directory} の分類層はほかのラベル ({len(config.labels)} 種類) のものなので使わず、"
+              f"新しいラベル {len(labels)} 種類の分類層を作ります", file=sys.stderr)
     if labels is not None:
         config.labels = list(labels)
     if multi_label is not None:
@@ -204,6 +210,8 @@ def load_model(name_or_path, model_class=BertModel, *, labels=None, multi_label=
     model = model_class(config)
     weights_path = find_weights(directory)
     state = from_hf_state_dict(read_weights(weights_path), model)
+    if relabelled:
+        state = {key: value for key, value in state.items() if not key.startswith("classifier.")}
     check_shapes(state, model, weights_path)
     result = model.load_state_dict(state, strict=False)
     encoder_missing = [k for k in result.missing_keys if not k.startswith(FRESH_IF_MISSING)]

@@ -159,8 +159,14 @@ def finetune(train_records, dev_records, checkpoint, out_dir, settings: Finetune
         multi_label = state["multi_label"]
     else:
         multi_label = settings.multi_label
-        if multi_label is None:
-            multi_label = any(len(r.labels) > 1 for r in train_records)
+        several = sum(len(r.labels) > 1 for r in train_records)
+        if multi_label is None and several:
+            print(f"注意: 複数のラベルを持つページが {several} 件あるので、複数ラベル分類にします"
+                  " (単一ラベルにするなら --no-multi-label)", file=sys.stderr)
+        elif multi_label is False and several:
+            print(f"注意: 単一ラベル分類なので、複数のラベルを持つ {several} 件のページは最初のラベルで学習します",
+                  file=sys.stderr)
+        multi_label = bool(several) if multi_label is None else multi_label
         log_path.unlink(missing_ok=True)
     warn_unseen_labels(dev_records, labels, dev_source)
 

@@ -275,6 +275,33 @@ def test_resume_says_which_given_settings_it_does_not_use(tmp_path, tiny_checkpo
     assert "次の指定は使いません: epochs (指定 3、保存 1)" in capsys.readouterr().err
 
 
+def test_a_classifier_for_other_labels_gives_its_encoder_and_a_new_classifier(tmp_path, tiny_checkpoint, capsys):
+    old, _ = load_model(tiny_checkpoint, BertForSequenceClassification, labels=["a", "b", "c"])
+    save_model(old, tmp_path / "old", Tokenizer.from_pretrained(tiny_checkpoint))
+    new, missing = load_model(tmp_path / "old", BertForSequenceClassification, labels=["x", "y", "z", "w", "v"])
+    assert "ほかのラベル (3 種類)" in capsys.readouterr().err
+    assert new.classifier.out_features == 5 and set(missing) == {"classifier.weight", "classifier.bias"}
+    torch.testing.assert_close(new.bert.embeddings.token.weight, old.bert.embeddings.token.weight, atol=0, rtol=0)
+    same, missing = load_model(tmp_path / "old", BertForSequenceClassification, labels=["a", "b", "c"])
+    assert missing == [] and "ほかのラベル" not in capsys.readouterr().err
+    torch.testing.assert_close(same.classifier.weight, old.classifier.weight, atol=0, rtol=0)
+
+
+def test_choosing_multi_label_is_said(tmp_path, tiny_checkpoint, demo_records, capsys):
+    train, dev = small_split(demo_records)
+    train = [Record(r.page_id, r.title, r.text, r.labels + ["extra"] if i < 3 else r.labels)
+             for i, r in enumerate(train)]
+    several = sum(len(r.labels) > 1 for r in train)
+    settings = dict(epochs=1, batch_size=16, max_length=48, device="cpu", stop_after_steps=1)
+    finetune(train, dev, tiny_checkpoint, tmp_path / "auto", FinetuneSettings(**settings))
+    assert f"複数のラベルを持つページが {several} 件あるので、複数ラベル分類にします" in capsys.readouterr().err
+    finetune(train, dev, tiny_checkpoint, tmp_path / "single", FinetuneSettings(**settings, multi_label=False))
+    assert f"{several} 件のページは最初のラベルで学習します" in capsys.readouterr().err
+    one_each = [Record(r.page_id, r.title, r.text, r.labels[:1]) for r in train]
+    finetune(one_each, dev, tiny_checkpoint, tmp_path / "plain", FinetuneSettings(**settings))
+    assert "複数" not in capsys.readouterr().err
+
+
 def test_resuming_with_another_label_set_is_refused(tmp_path, tiny_checkpoint, demo_records):
     train, dev = small_split(demo_records)
     settings = dict(epochs=1, batch_size=16, max_length=48, device="cpu")
