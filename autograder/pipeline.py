@@ -83,6 +83,8 @@ def write_split(out: Path, records, dev_fraction: float, seed: int) -> dict:
     D.write_jsonl(out / "dev.jsonl", dev)
     labels = D.label_set(records)
     say(f"{out}/train.jsonl ({len(train)} 件), {out}/dev.jsonl ({len(dev)} 件), ラベル {len(labels)} 種類")
+    if not train or not dev:
+        say("警告: train か dev が 0 件です。ページを増やすか --dev-fraction を変えてください")
     return {"train": len(train), "dev": len(dev), "labels": len(labels)}
 
 

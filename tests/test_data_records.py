@@ -76,7 +76,9 @@ def test_missing_labels_only_matter_when_required(tmp_path):
     path = write_lines(tmp_path / "train.jsonl", [good("1"), good("2", labels=())])
     assert len(list(read_jsonl(path))) == 2
     error = first_error(path, require_labels=True)
-    assert (error.line, error.field) == (2, "labels")
+    assert (error.line, error.field) == (2, "labels") and "'labels' が空です" in str(error)
+    absent = write_lines(tmp_path / "absent.jsonl", [good("1"), '{"page_id": "2", "text": "本文"}'])
+    assert "'labels' がありません" in str(first_error(absent, require_labels=True))
 
 
 def test_empty_file_is_an_error(tmp_path):

@@ -302,6 +302,12 @@ def test_choosing_multi_label_is_said(tmp_path, tiny_checkpoint, demo_records, c
     assert "複数" not in capsys.readouterr().err
 
 
+def test_an_empty_dev_split_is_warned(tmp_path):
+    result = run("data", "demo", "--pages", "3", "--out", tmp_path)
+    assert "dev.jsonl (0 件)" in result.stderr and "train か dev が 0 件です" in result.stderr
+    assert "0 件です" not in run("data", "demo", "--pages", "40", "--out", tmp_path).stderr
+
+
 def test_resuming_with_another_label_set_is_refused(tmp_path, tiny_checkpoint, demo_records):
     train, dev = small_split(demo_records)
     settings = dict(epochs=1, batch_size=16, max_length=48, device="cpu")

@@ -163,8 +163,9 @@ def get_labels(obj: dict, path, line_number: int, *, required: bool) -> list[str
             "'labels' は空でない文字列のリストでなければなりません", path=path, line=line_number, field="labels"
         )
     if required and not labels:
+        what = "が空です" if "labels" in obj and obj["labels"] is not None else "がありません"
         raise DataError(
-            "'labels' がありません（ラベル付きのデータが必要です）", path=path, line=line_number, field="labels"
+            f"'labels' {what}（ラベル付きのデータが必要です）", path=path, line=line_number, field="labels"
         )
     return labels
 
