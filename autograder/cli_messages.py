@@ -67,14 +67,10 @@ def parse(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
 
 def positive_int(text: str) -> int:
     """An integer >= 1 (steps, epochs, sizes)."""
-    value = int_value(text)
+    value = read_as(int, "整数", text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"1 以上の整数にしてください ({text})")
     return value
-
-
-def int_value(text: str) -> int:
-    return read_as(int, "整数", text)
 
 
 def read_as(kind, name: str, text: str):
@@ -86,7 +82,7 @@ def read_as(kind, name: str, text: str):
 
 def positive_float(text: str) -> float:
     """A number > 0 (learning rates, minutes)."""
-    value = float_value(text)
+    value = read_as(float, "数", text)
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"0 より大きい数にしてください ({text})")
     return value
@@ -94,14 +90,10 @@ def positive_float(text: str) -> float:
 
 def fraction(text: str) -> float:
     """A share strictly between 0 and 1 (dev fraction, masking share)."""
-    value = float_value(text)
+    value = read_as(float, "数", text)
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"0 と 1 のあいだの数にしてください ({text})")
     return value
-
-
-def float_value(text: str) -> float:
-    return read_as(float, "数", text)
 
 
 def device_name(text: str) -> str:

@@ -81,10 +81,9 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .grading_gradebook import STATUS_HELP, Row, gradebook_scores, record, write_csv
+from .grading_gradebook import STATUS_HELP, Row, record, write_csv
 from .grading_nbgrader import KERNEL_SCRIPT, Limits
-from .grading_outputs import (OutputError, check_out_dir, clear_outputs, kept_rows, load_previous,
-                              register_missing_assignments)
+from .grading_outputs import OutputError, check_out_dir, clear_outputs, kept_rows, load_previous
 from .grading_pool import Job, run_jobs
 from .grading_submissions import collect_submissions, safe_extract
 from .notebooks import (BUNDLE_CONFIG, CODE_STUB, COURSE_ID, TEXT_STUB, NotebookSourceError, assignment_names,
@@ -278,10 +277,7 @@ def autograde(submissions, out_dir, assignments: list[str] | None = None, *, wor
         # The inputs are read: only now is anything in out_dir removed.
         regraded = {(sub.student, sub.assignment or "") for sub in found}
         try:
-            previous = None if fresh else load_previous(out_dir, course_dir / "gradebook.db", COURSE_ID,
-                                                        work / "previous")
-            if previous:
-                register_missing_assignments(previous, course_dir, COURSE_ID, work / "register")
+            previous = None if fresh else load_previous(out_dir, course_dir, COURSE_ID, work / "previous")
         except OutputError as e:
             raise GradingError(str(e)) from None
         clear_outputs(out_dir, regraded if previous else None)
@@ -336,8 +332,7 @@ def autograde(submissions, out_dir, assignments: list[str] | None = None, *, wor
                 row.status = result["status"]
             row.reasons = [*result.get("reasons", []), *row.reasons]
         shutil.copyfile(previous.gradebook if previous else course_dir / "gradebook.db", out_dir / "gradebook.db")
-        earlier = set(gradebook_scores(previous.gradebook, COURSE_ID)) if previous else set()
-        kept = kept_rows(previous, regraded, earlier)
+        kept = kept_rows(previous, regraded)
         record(out_dir / "gradebook.db", COURSE_ID, rows + kept)
         # With source/, release/ and the config, the output folder is an nbgrader course:
         # `nbgrader export` and formgrader (manual grading of the written answers) work there.

@@ -11,7 +11,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .grading_gradebook import Row, read_csv
+from .grading_gradebook import Row, gradebook_scores, read_csv
 
 RUN_FILES = ("grades.csv", "gradebook.db", "summary.json", "nbgrader_config.py")
 RUN_FOLDERS = ("logs", "source", "release")       # rewritten by every run
@@ -61,6 +61,7 @@ class Previous:
     """An earlier run's results in the output folder, copied aside before it is cleared."""
     gradebook: Path
     rows: list[Row] = field(default_factory=list)
+    submissions: set[tuple[str, str]] = field(default_factory=set)  # (student, assignment) in its gradebook
 
 
 def earlier_rows(out_dir: Path) -> list[Row]:
@@ -72,8 +73,9 @@ def earlier_rows(out_dir: Path) -> list[Row]:
                 file=r["file"], in_gradebook=r["score"] != "", kept=True) for r in read_csv(path)]
 
 
-def load_previous(out_dir: Path, course_gradebook: Path, course_id: str, aside: Path) -> Previous | None:
-    """The earlier results in out_dir, if any, once checked to be of the same course."""
+def load_previous(out_dir: Path, course_dir: Path, course_id: str, aside: Path) -> Previous | None:
+    """The earlier results in out_dir, if any, once checked to be of the same course,
+    copied to `aside` with the course's assignments that they lack added."""
     gradebook = out_dir / "gradebook.db"
     if not gradebook.is_file():
         return None
@@ -82,14 +84,17 @@ def load_previous(out_dir: Path, course_gradebook: Path, course_id: str, aside: 
     except Exception as e:  # not a gradebook, or another course's
         raise OutputError(f"{gradebook}: nbgrader の成績簿として読めません ({e})。"
                           f"別の --out を指定するか、--fresh で作り直してください") from None
-    differences = layout_differences(earlier, gradebook_layout(course_gradebook, course_id))
+    course = gradebook_layout(course_dir / "gradebook.db", course_id)
+    differences = layout_differences(earlier, course)
     if differences:
         raise OutputError(f"{gradebook} は前回の採点の成績簿ですが、今回のコースと違います "
                           f"({', '.join(differences)})。別の --out を指定するか、--fresh で作り直してください "
                           f"(前回の成績と手で付けた点数は消えます)")
     aside.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(gradebook, aside / "gradebook.db")
-    return Previous(aside / "gradebook.db", earlier_rows(out_dir))
+    previous = Previous(aside / "gradebook.db", earlier_rows(out_dir), set(gradebook_scores(gradebook, course_id)))
+    shutil.copyfile(gradebook, previous.gradebook)
+    register_missing_assignments(previous, course_dir, sorted(set(course) - set(earlier)), aside / "register")
+    return previous
 
 
 def clear_outputs(out_dir: Path, regraded: set[tuple[str, str]] | None = None) -> None:
@@ -105,7 +110,7 @@ def clear_outputs(out_dir: Path, regraded: set[tuple[str, str]] | None = None) -
         shutil.rmtree(out_dir / "autograded" / student / assignment, ignore_errors=True)
 
 
-def kept_rows(previous: Previous | None, regraded: set[tuple[str, str]], in_gradebook: set[tuple[str, str]]) -> list[Row]:
+def kept_rows(previous: Previous | None, regraded: set[tuple[str, str]]) -> list[Row]:
     """The earlier rows of the students and assignments not graded in this run, and a row
     for each earlier gradebook submission that the earlier grades.csv does not list."""
     if previous is None:
@@ -113,17 +118,15 @@ def kept_rows(previous: Previous | None, regraded: set[tuple[str, str]], in_grad
     rows = [row for row in previous.rows if (row.student, row.assignment) not in regraded]
     listed = {(row.student, row.assignment) for row in previous.rows}
     rows += [Row(student, assignment, "graded", reasons=["前回までの成績簿から"], kept=True)
-             for student, assignment in sorted(in_gradebook - listed - regraded)]
+             for student, assignment in sorted(previous.submissions - listed - regraded)]
     return rows
 
 
-def register_missing_assignments(previous: Previous, course_dir: Path, course_id: str, work: Path) -> None:
+def register_missing_assignments(previous: Previous, course_dir: Path, missing: list[str], work: Path) -> None:
     """Add to the earlier gradebook the course's assignments it lacks (a new assignment
     graded into the same folder), with nbgrader generate_assignment as for the course."""
     from .notebooks import make_api
 
-    missing = sorted(set(gradebook_layout(course_dir / "gradebook.db", course_id))
-                     - set(gradebook_layout(previous.gradebook, course_id)))
     if not missing:
         return
     shutil.copytree(course_dir / "source", work / "source")

@@ -404,15 +404,17 @@ def test_a_later_run_adds_to_the_output_folder_and_keeps_scores_given_by_hand(tm
 
 def test_an_assignment_new_to_the_output_folder_joins_its_gradebook(tmp_path):
     """Grading 03 into the folder where 01 was graded: nbgrader registers 03 in the earlier gradebook."""
-    from autograder.grading_outputs import Previous, gradebook_layout, register_missing_assignments
+    from autograder.grading_outputs import gradebook_layout, load_previous
     from autograder.notebooks import build_course
 
     build_course(tmp_path / "then", ["01_basics"])
     build_course(tmp_path / "now", ["01_basics", "03_embeddings"])
-    shutil.copyfile(tmp_path / "then" / "gradebook.db", tmp_path / "earlier.db")
-    register_missing_assignments(Previous(tmp_path / "earlier.db"), tmp_path / "now", COURSE_ID, tmp_path / "work")
-    assert gradebook_layout(tmp_path / "earlier.db", COURSE_ID) == gradebook_layout(tmp_path / "now" / "gradebook.db",
-                                                                                    COURSE_ID)
+    (tmp_path / "out").mkdir()
+    shutil.copyfile(tmp_path / "then" / "gradebook.db", tmp_path / "out" / "gradebook.db")
+    previous = load_previous(tmp_path / "out", tmp_path / "now", COURSE_ID, tmp_path / "aside")
+    assert gradebook_layout(previous.gradebook, COURSE_ID) == gradebook_layout(tmp_path / "now" / "gradebook.db",
+                                                                               COURSE_ID)
+    assert set(gradebook_layout(tmp_path / "out" / "gradebook.db", COURSE_ID)) == {"01_basics"}  # not changed
 
 
 def test_an_output_folder_of_another_course_is_refused_before_anything_is_removed(tmp_path, course):
