@@ -7,14 +7,19 @@ import errno
 import os
 import pickle
 import sys
+import warnings
+from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
+import solutions
 from solutions.checkpoints import CheckpointError
 from solutions.data import DataError
 from solutions.training import TrainingError
 
 from . import pipeline
+from .leaderboard.cli import add_label_space_options
 from .cli_messages import device_name, fraction, parse, positive_float, positive_int, use_japanese_messages
 
 
@@ -122,6 +127,7 @@ def add_score_command(sub) -> None:
                                    "ファイル名・行・フィールドを示してすべて報告し、採点しません。")
     p.add_argument("gold", help="正解ファイル (森羅の HAND.* 形式か {page_id,labels})")
     p.add_argument("prediction", help="予測ファイル (森羅の AUTO.* 形式か {page_id,labels})")
+    add_label_space_options(p)
     p.set_defaults(func=pipeline.run_score)
 
 
@@ -173,10 +179,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+OUR_CODE = (str(Path(solutions.__file__).parent), str(Path(__file__).parent))  # where our warnings come from
+
+
+def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Python's warnings, above any progress bar; ours (already in Japanese) as
+    plain messages, others (PyTorch, transformers) with their source as usual."""
+    if issubclass(category, UserWarning) and str(filename).startswith(OUR_CODE):
+        text = f"警告: {message}"
+    else:
+        text = warnings.formatwarning(message, category, filename, lineno, line).rstrip("\n")
+    tqdm.write(text, file=file or sys.stderr)
+
+
 def main(argv=None) -> int:
     args = parse(build_parser(), argv)
     try:
-        return args.func(args) or 0
+        with warnings.catch_warnings():
+            warnings.showwarning = show_warning
+            return args.func(args) or 0
     except torch.cuda.OutOfMemoryError:  # (newer torch also names it torch.OutOfMemoryError)
         print(f"エラー: {pipeline.out_of_memory_advice(args)}", file=sys.stderr)
         return 2

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from solutions import data as D
 from solutions.finetune import FinetuneSettings, finetune
@@ -19,7 +21,15 @@ MAX_SHOWN_ERRORS = 20
 
 
 def say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    """A message on stderr, above any progress bar there."""
+    tqdm.write(message, file=sys.stderr)
+
+
+def suggest_next(*commands: list) -> None:
+    """The next step of the main job, as commands that can be pasted (CAPITALS: fill in)."""
+    for i, words in enumerate(commands):
+        line = "bert-workshop " + " ".join(shlex.quote(str(w)) for w in words)
+        say(("次は: " if i == 0 else "  または: ") + line)
 
 
 def read_dataset(path, *, require_labels: bool) -> list:
@@ -104,6 +114,9 @@ def run_data(args) -> int:
             D.write_jsonl(target, D.read_shinra_inputs(inputs, args.dump))
             say(f"{target}: ラベル付け対象のページ")
     write_split(out, records, args.dev_fraction, args.seed)
+    train, dev = out / "train.jsonl", out / "dev.jsonl"
+    suggest_next(["pretrain", "--data", train, "--dev", dev, "--out", "runs/pretrained"],
+                 ["train", "--train", train, "--dev", dev, "--checkpoint", "CHECKPOINT", "--out", "runs/finetuned"])
     return 0
 
 
@@ -124,6 +137,9 @@ def run_pretrain(args) -> int:
                if "dev_loss" in summary else "")
     say(f"事前学習が終わりました: {summary['steps']} ステップ, 損失 {summary['final_loss']:.3f}{heldout} "
         f"(頻度だけで当てたときの損失 {summary['unigram_loss']:.3f}), {summary['seconds']} 秒 → {args.out}")
+    suggest_next(["train", "--train", args.data[0] if len(args.data) == 1 else "TRAIN.jsonl",
+                  "--dev", args.dev[0] if args.dev and len(args.dev) == 1 else "DEV.jsonl",
+                  "--checkpoint", args.out, "--out", "runs/finetuned"])
     return 0
 
 
@@ -144,32 +160,36 @@ def run_train(args) -> int:
     else:
         say(f"最良の dev micro-F1 {summary['best']['dev_micro_f1']:.2f} (エポック {summary['best']['epoch']})"
             f" → {summary['checkpoint']}")
+        suggest_next(["predict", "--checkpoint", summary["checkpoint"], "--input", "PAGES.jsonl",
+                      "--output", "submission.jsonl"])
     return 0
 
 
 def run_predict(args) -> int:
     check_predict_paths(args.input, args.output)
     if args.dump:
-        records = D.read_shinra_inputs(args.input, args.dump)
+        records, total = D.read_shinra_inputs(args.input, args.dump), D.count_input_pages(args.input)
     else:
-        records = stream_records(args.input)
+        records, total = stream_records(args.input), D.count_nonblank_lines(args.input)
     predict_file(args.checkpoint, records, args.output, output_format=args.format, system=args.system,
                  batch_size=args.batch_size, max_length=args.max_length, device=args.device,
-                 threshold=args.threshold, windows=args.windows, unpad=args.unpad)
+                 threshold=args.threshold, windows=args.windows, unpad=args.unpad, total=total)
+    suggest_next(["score", "GOLD.jsonl", args.output],
+                 ["leaderboard", "submit", "--team", "TEAM", args.output])
     return 0
 
 
-def score(gold, prediction) -> dict:
+def score(gold, prediction, label_space: str = "auto") -> dict:
     from .leaderboard.scorer import InvalidInput, score_files
 
     try:
-        return score_files(gold, prediction).to_dict()
+        return score_files(gold, prediction, label_space=label_space).to_dict()
     except InvalidInput as e:
         raise D.DataError(str(e)) from None
 
 
 def run_score(args) -> int:
-    report = score(args.gold, args.prediction)
+    report = score(args.gold, args.prediction, args.label_space)
     print(json.dumps(report, ensure_ascii=False, indent=2))
     return 0
 

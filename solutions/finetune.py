@@ -76,22 +76,24 @@ def warn_ignored_settings(given: FinetuneSettings, saved: dict) -> None:
 
 @torch.no_grad()
 def predict_label_sets(model, encoded, batch_size: int, device, multi_label: bool,
-                       threshold: float = 0.5, progress: bool = False):
+                       threshold: float = 0.5, progress: bool = False, on_batch=None):
     """Probabilities (one row per record) and chosen label indices for each record.
     A record read in several windows gets the mean of their probabilities."""
-    probs = record_probabilities(window_probabilities(model, encoded, batch_size, device, multi_label, progress),
+    probs = record_probabilities(window_probabilities(model, encoded, batch_size, device, multi_label, progress,
+                                                      on_batch),
                                  encoded["record"])
     chosen = decide_labels(probs, multi_label, threshold)
     return list(probs), [row.nonzero().flatten().tolist() for row in chosen]
 
 
 @torch.no_grad()
-def window_probabilities(model, encoded, batch_size: int, device, multi_label: bool, progress=False):
+def window_probabilities(model, encoded, batch_size: int, device, multi_label: bool, progress=False,
+                         on_batch=None):
     """Label probabilities of every example (window), as one CPU tensor.
 
     They stay on the device until the last batch: copying each batch back would
     make the CPU wait for the GPU, and the GPU then waits while the CPU pads the
-    next batch."""
+    next batch. on_batch(n), if given, is called after each batch of n examples."""
     model.eval()
     lengths = [len(x) for x in encoded["input_ids"]]
     parts, order = [], []
@@ -103,6 +105,8 @@ def window_probabilities(model, encoded, batch_size: int, device, multi_label: b
             logits = model(**T.batch_to_device(batch, device))["logits"]
         parts.append(label_probabilities(logits.float(), multi_label))
         order += batch_idx
+        if on_batch:
+            on_batch(len(batch_idx))
     out = torch.zeros(len(lengths), len(model.config.labels))
     if parts:
         out[order] = torch.cat(parts).cpu()  # one copy, back in input order

@@ -59,8 +59,24 @@ def start(encode, chunk, background):
     return background.submit(encode, chunk).result
 
 
+def advancing(bar, pages: int, examples: int):
+    """A callback for each predicted batch of a chunk of `pages` pages (`examples`
+    windows): it moves `bar` by the pages those windows stand for, so the bar
+    moves with every batch and reaches the chunk's end with its last one."""
+    done = shown = 0
+
+    def advance(batch_examples: int) -> None:
+        nonlocal done, shown
+        done += batch_examples
+        now = pages * done // examples
+        bar.update(now - shown)
+        shown = now
+    return advance
+
+
 def probabilities_by_chunk(model, tokenizer, records, *, batch_size=64, max_length=256, device,
-                           threshold=0.5, chunk_size=PAGES_PER_CHUNK, windows=None, workers=WORKERS):
+                           threshold=0.5, chunk_size=PAGES_PER_CHUNK, windows=None, workers=WORKERS,
+                           bar=None):
     """Yield (pages, probabilities, chosen label indices), `chunk_size` pages at a time.
 
     Inside a chunk, pages are sorted by length into batches (little padding).
@@ -68,32 +84,35 @@ def probabilities_by_chunk(model, tokenizer, records, *, batch_size=64, max_leng
     tokenize the next chunk while the GPU works on this one; on a CPU the model
     keeps every core busy, so tokenizing alongside it would only slow it down.
     windows: chunks per long page (None: as the model was fine-tuned).
+    bar: a page progress bar, moved as each batch is predicted.
     """
     windows = windows or model.config.windows
     overlap = ThreadPoolExecutor(1) if device.type == "cuda" else contextlib.nullcontext()
     with tokenizer.worker_pool(workers if workers > 1 else 0) as pool, overlap as background:
         encode = partial(encode_records, tokenizer, max_length=max_length, windows=windows, pool=pool)
         for chunk, encoded in prefetched(chunks(records, chunk_size), encode, background):
+            on_batch = advancing(bar, len(chunk), len(encoded["input_ids"])) if bar is not None else None
             probs, chosen = predict_label_sets(model, encoded, batch_size, device,
-                                               model.config.multi_label, threshold)
+                                               model.config.multi_label, threshold, on_batch=on_batch)
             yield chunk, probs, chosen
 
 
 def predictions(model, tokenizer, records, *, batch_size=64, max_length=256, device,
-                threshold=0.5, chunk_size=PAGES_PER_CHUNK, windows=None):
+                threshold=0.5, chunk_size=PAGES_PER_CHUNK, windows=None, total=None):
     """Yield (record, [(label, probability), ...]) in input order.
 
     Pages are read `chunk_size` at a time, so memory stays bounded on huge inputs
-    (see probabilities_by_chunk)."""
+    (see probabilities_by_chunk). total: the number of pages expected, for the
+    progress bar (None: unknown)."""
     labels = model.config.labels
-    bar = tqdm(desc="予測", unit="ページ")
-    for chunk, probs, chosen in probabilities_by_chunk(
-            model, tokenizer, records, batch_size=batch_size, max_length=max_length, device=device,
-            threshold=threshold, chunk_size=chunk_size, windows=windows):
-        for record, p, c in zip(chunk, probs, chosen):
-            yield record, scored_labels(labels, p, c)
-        bar.update(len(chunk))
-    bar.close()
+    with tqdm(desc="予測", unit="ページ", total=total) as bar:
+        for chunk, probs, chosen in probabilities_by_chunk(
+                model, tokenizer, records, batch_size=batch_size, max_length=max_length, device=device,
+                threshold=threshold, chunk_size=chunk_size, windows=windows, bar=bar):
+            for record, p, c in zip(chunk, probs, chosen):
+                yield record, scored_labels(labels, p, c)
+        if bar.total and bar.n < bar.total:  # lines skipped as unreadable (and warned) are no pages
+            bar.total = bar.n
 
 
 def check_classifier_checkpoint(directory: Path) -> None:
@@ -106,14 +125,27 @@ def check_classifier_checkpoint(directory: Path) -> None:
                                   "train で作ったチェックポイント (train の --out の best/) を指定してください")
 
 
+def check_output_format(output_format: str, labels: list[str], directory) -> str:
+    """The format to write: "auto" becomes shinra for ENE labels, else simple; a
+    SHINRA submission of labels that are no ENE ids is refused before any work."""
+    if output_format == "auto":
+        return "shinra" if is_ene_label_set(labels) else "simple"
+    if output_format == "shinra" and not is_ene_label_set(labels):
+        example = next(name for name in labels if not ENE_ID.match(name))
+        raise T.TrainingError(f"{directory}: このモデルのラベル ({example!r} など) は ENE の ID ではないので、"
+                              "森羅の提出形式 (shinra) では書けません。簡易形式 (--format simple) にしてください")
+    return output_format
+
+
 def predict_file(checkpoint, records, output_path, *, output_format="auto", system="MyBERT",
                  yyyymm=None, batch_size=64, max_length=256, device="auto", threshold=0.5,
-                 chunk_size=PAGES_PER_CHUNK, windows=None, unpad=False) -> dict:
+                 chunk_size=PAGES_PER_CHUNK, windows=None, unpad=False, total=None) -> dict:
     """Write predictions for `records` (any iterable of Record) to output_path.
 
     output_format: "shinra" (the SHINRA submission), "simple"
     ({"page_id", "labels", "probs"} a line), or "auto" (shinra for ENE labels).
     unpad: take [PAD] out of the computation (solutions.fast; the same labels).
+    total: how many pages `records` holds, if known (for the progress bar).
     """
     directory = resolve_checkpoint(checkpoint)
     check_classifier_checkpoint(directory)
@@ -124,11 +156,11 @@ def predict_file(checkpoint, records, output_path, *, output_format="auto", syst
     tokenizer = Tokenizer.from_pretrained(directory)
     device = T.pick_device(device)
     max_length = fit_max_length(max_length, model.config)
+    output_format = check_output_format(output_format, model.config.labels, directory)
     model.to(device)
-    if output_format == "auto":
-        output_format = "shinra" if is_ene_label_set(model.config.labels) else "simple"
     stream = predictions(model, tokenizer, records, batch_size=batch_size, max_length=max_length,
-                         device=device, threshold=threshold, chunk_size=chunk_size, windows=windows)
+                         device=device, threshold=threshold, chunk_size=chunk_size, windows=windows,
+                         total=total)
     counter = {"pages": 0}
 
     def counted(rows):

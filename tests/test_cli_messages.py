@@ -42,3 +42,29 @@ def test_help_is_in_japanese():
     out = subprocess.run([sys.executable, "-m", "autograder.cli", "score", "--help"], capture_output=True,
                          text=True, check=True, cwd=ROOT).stdout
     assert out.startswith("使い方: bert-workshop score") and "オプション:" in out and "このヘルプを表示" in out
+
+
+def test_warnings_of_ours_are_plain_messages_and_others_keep_their_source():
+    import io
+
+    import solutions.data.shinra as shinra
+
+    out = io.StringIO()
+    cli.show_warning(UserWarning("dump.json.gz: 2 ページの本文がダンプにありません"), UserWarning,
+                     shinra.__file__, 166, file=out)
+    assert out.getvalue() == "警告: dump.json.gz: 2 ページの本文がダンプにありません\n"
+    out = io.StringIO()
+    cli.show_warning(UserWarning("TypedStorage is deprecated"), UserWarning, "/x/torch/storage.py", 12, file=out)
+    assert out.getvalue().startswith("/x/torch/storage.py:12: UserWarning: TypedStorage is deprecated")
+
+
+def test_a_warning_while_a_command_runs_goes_through_show_warning(monkeypatch, capsys):
+    import warnings
+
+    def warns(args):
+        warnings.warn("ダンプにないページがあります", stacklevel=1)
+        return 0
+
+    monkeypatch.setattr(cli.pipeline, "run_score", warns)
+    assert cli.main(["score", "gold.jsonl", "sub.jsonl"]) == 0
+    assert "ダンプにないページがあります" in capsys.readouterr().err

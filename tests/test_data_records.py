@@ -248,3 +248,17 @@ def test_records_or_errors_stream_in_line_order(tmp_path):
     path = write_lines(tmp_path / "in.jsonl", [good("1"), "{", good("3")])
     items = list(iter_records_or_errors(path))
     assert [type(i).__name__ for i in items] == ["Record", "DataError", "Record"]
+
+
+def test_count_nonblank_lines_for_a_progress_total(tmp_path):
+    from solutions.data import count_nonblank_lines
+
+    plain = tmp_path / "pages.jsonl"
+    plain.write_bytes(b'{"page_id": "1"}\n\n  \n{broken\n\xff\xfe not utf-8\n{"page_id": "2"}')
+    assert count_nonblank_lines(plain) == 4  # every line that would be read or warned
+    packed = tmp_path / "pages.jsonl.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    assert count_nonblank_lines(packed) == 4
+    packed.write_bytes(gzip.compress(plain.read_bytes())[:-12])  # cut: the reader will say where
+    assert count_nonblank_lines(packed) is None
+    assert count_nonblank_lines(tmp_path / "missing.jsonl") is None

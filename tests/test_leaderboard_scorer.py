@@ -166,6 +166,23 @@ def test_simple_form_with_any_labels(tmp_path):
     assert report.by_top_level == {}
 
 
+def test_simple_gold_of_ene_ids_is_scored_as_shinra(tmp_path):
+    # `bert-workshop data shinra` writes dev.jsonl in the simple form: scoring
+    # against it is the SHINRA task (missing page -> IGNORED, per top level).
+    gold = write_simple(tmp_path / "g.jsonl", {"1": ["1.1"], "2": ["1.1"], "3": ["9"]})
+    sub = write_simple(tmp_path / "s.jsonl", {"1": ["1.1"], "2": ["1.2"]})
+    report = score_files(gold, sub)
+    assert report.label_space == "ene"
+    assert (report.tp, report.fp, report.fn) == (2, 1, 1)  # page 3 missing -> "9": right
+    assert report.by_top_level  # the per-top-level breakdown of ENE gold
+    with pytest.raises(InvalidSubmission, match="ENE v9"):
+        score_files(gold, write_simple(tmp_path / "x.jsonl", {"1": ["sports"]}))
+    assert score_files(gold, sub, label_space="any").label_space == "any"
+    # One label that is no ENE id: not SHINRA, any label goes.
+    mixed = write_simple(tmp_path / "m.jsonl", {"1": ["1.1"], "2": ["sports"]})
+    assert score_files(mixed, sub).label_space == "any"
+
+
 def test_simple_submission_against_shinra_gold(tmp_path):
     gold = write_gold(tmp_path / "g.jsonl", GOLD)
     sub = write_simple(tmp_path / "s.jsonl", {pid: labels for pid, labels in GOLD.items()})
@@ -428,6 +445,19 @@ def test_cli_score_labels_any(tmp_path, capsys):
     sub = write_simple(tmp_path / "sub.jsonl", {"1": ["anything"]})
     assert cli.main(["score", str(gold), str(sub)]) == 1
     assert cli.main(["score", "--labels-any", str(gold), str(sub)]) == 0
+
+
+def test_workshop_score_command_has_the_label_options(tmp_path, capsys):
+    from autograder import cli as workshop_cli
+
+    gold = write_simple(tmp_path / "dev.jsonl", {"1": ["1.1"], "2": ["1.2"]})
+    sub = write_simple(tmp_path / "sub.jsonl", {"1": ["1.1"]})
+    assert workshop_cli.main(["score", str(gold), str(sub)]) == 0
+    shinra = json.loads(capsys.readouterr().out)
+    assert shinra["label_space"] == "ene" and shinra["fp"] == 1  # page 2 missing -> "9"
+    assert workshop_cli.main(["score", "--labels-any", str(gold), str(sub)]) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert plain["label_space"] == "any" and plain["fp"] == 0 and plain["fn"] == 1
 
 
 def test_cli_help_explains_missing_pages(capsys):

@@ -1,6 +1,7 @@
 """The main job: data → pretrain → train → predict → score, through the real commands."""
 import json
 import os
+import shlex
 import subprocess
 import sys
 from collections import Counter
@@ -306,6 +307,29 @@ def test_an_empty_dev_split_is_warned(tmp_path):
     result = run("data", "demo", "--pages", "3", "--out", tmp_path)
     assert "dev.jsonl (0 件)" in result.stderr and "train か dev が 0 件です" in result.stderr
     assert "0 件です" not in run("data", "demo", "--pages", "40", "--out", tmp_path).stderr
+
+
+def suggested(result, placeholders: dict) -> list[str]:
+    """The first command a step suggests next, placeholders filled in, without 'bert-workshop'."""
+    line = next(x for x in result.stderr.splitlines() if x.startswith("次は: bert-workshop "))
+    words = shlex.split(line.removeprefix("次は: bert-workshop "))
+    return [placeholders.get(w, w) for w in words]
+
+
+def test_each_step_suggests_a_next_command_that_runs(tmp_path):
+    # Every suggestion is run as printed; only placeholders are filled in and
+    # small sizes added (a later option wins in argparse).
+    data = tmp_path / "data"
+    step = run("data", "demo", "--pages", "60", "--out", data)
+    step = run(*suggested(step, {}), "--out", tmp_path / "pre", "--size", "tiny", "--vocab-size", "600",
+               "--max-length", "48", "--batch-size", "8", "--max-steps", "3", "--device", "cpu")
+    step = run(*suggested(step, {}), "--out", tmp_path / "ft", "--epochs", "1", "--max-length", "48",
+               "--device", "cpu")
+    submission = tmp_path / "submission.jsonl"
+    step = run(*suggested(step, {"PAGES.jsonl": str(data / "dev.jsonl"), "submission.jsonl": str(submission)}),
+               "--device", "cpu")
+    report = json.loads(run(*suggested(step, {"GOLD.jsonl": str(data / "dev.jsonl")})).stdout)
+    assert report["pages"] == len(list(read_jsonl(data / "dev.jsonl"))) and report["label_space"] == "ene"
 
 
 def test_resuming_with_another_label_set_is_refused(tmp_path, tiny_checkpoint, demo_records):

@@ -18,7 +18,8 @@ from solutions.data import make_demo_corpus
 from solutions.encoding import encode_records
 from solutions.fast import FastBertForSequenceClassification
 from solutions.models import BertForSequenceClassification
-from solutions.predict import prefetched, probabilities_by_chunk
+from solutions.predict import check_output_format, predictions, prefetched, probabilities_by_chunk
+from solutions.training import TrainingError
 from solutions.tokenization import Tokenizer, train_vocab
 
 
@@ -172,3 +173,43 @@ def test_pipeline_probabilities_are_those_of_each_page_alone(records, tokenizer,
         probs += chunk_probs
     assert [p.page_id for p in pages] == [r.page_id for r in records]  # input order kept
     torch.testing.assert_close(torch.stack(probs), expected, atol=1e-5, rtol=1e-4)
+
+
+class RecordingBar:
+    """Stands in for tqdm: keeps every position the bar is moved to."""
+
+    def __init__(self):
+        self.n, self.positions = 0, []
+
+    def update(self, n):
+        self.n += n
+        self.positions.append(self.n)
+
+
+def test_the_progress_bar_moves_with_every_batch_and_ends_each_chunk_on_its_pages(records, tokenizer, model):
+    bar = RecordingBar()
+    done = 0
+    for chunk, _, _ in probabilities_by_chunk(model, tokenizer, iter(records), batch_size=8, max_length=40,
+                                              device=torch.device("cpu"), chunk_size=50, workers=1, bar=bar):
+        done += len(chunk)
+        assert bar.n == done  # a chunk's pages are counted when its answers come
+    assert done == len(records) == 120
+    assert len(bar.positions) >= 120 // 8  # once per batch, not once per chunk (3 chunks)
+    assert bar.positions == sorted(bar.positions)
+
+
+def test_a_total_over_the_pages_read_ends_the_bar_on_the_pages(records, tokenizer, model, capsys):
+    # The total counts the input's lines; unreadable lines (warned) are no pages.
+    answered = list(predictions(model, tokenizer, records[:30], batch_size=8, max_length=40,
+                                device=torch.device("cpu"), total=33))
+    assert len(answered) == 30
+    bar = capsys.readouterr().err
+    assert "0/33" in bar and "30/30" in bar
+
+
+def test_a_shinra_submission_needs_ene_labels():
+    assert check_output_format("auto", ["1.1", "1.4.6"], "ckpt") == "shinra"
+    assert check_output_format("auto", ["sports", "news"], "ckpt") == "simple"
+    assert check_output_format("simple", ["1.1"], "ckpt") == "simple"
+    with pytest.raises(TrainingError, match=r"ckpt: このモデルのラベル \('sports' など\) は ENE の ID ではない"):
+        check_output_format("shinra", ["1.1", "sports"], "ckpt")

@@ -52,12 +52,15 @@ def _add_db(parser: argparse.ArgumentParser) -> None:
                         help=f"リーダーボードのファイル (既定: ${DB_ENV} か ./{DEFAULT_DB})")
 
 
-def _add_label_space(parser: argparse.ArgumentParser) -> None:
+def add_label_space_options(parser: argparse.ArgumentParser) -> None:
+    """--labels-any / --labels-ene (default: decided by the gold file)."""
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--labels-any", dest="label_space", action="store_const", const="any",
-                       help="ラベルを ENE v9 の ID か確かめない (livedoor などのデータセット向け)")
+                       help="ラベルを ENE v9 の ID か確かめない (livedoor などのデータセット向け)。"
+                            "提出にないページは「ラベルなし」と予測したものとして数える")
     group.add_argument("--labels-ene", dest="label_space", action="store_const", const="ene",
-                       help="正解が簡易形式でも、ラベルを ENE v9 の ID として確かめる")
+                       help="ラベルを ENE v9 の ID として確かめる。既定では、正解が森羅形式のときと、"
+                            "簡易形式で全ラベルが ENE v9 の ID のときにそうします")
     parser.set_defaults(label_space="auto")
 
 
@@ -75,7 +78,7 @@ def _add_score(sub) -> None:
         epilog=_SCORE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("gold", metavar="GOLD", help="正解ファイル (JSONL)")
     p.add_argument("submission", metavar="SUBMISSION", help="提出ファイル (JSONL)")
-    _add_label_space(p)
+    add_label_space_options(p)
     _add_max_errors(p)
     p.add_argument("--per-label", metavar="CSV",
                    help="ラベルごとの表を CSV に書く (- なら標準出力)")
@@ -130,7 +133,7 @@ def _add_submit(sub) -> None:
                          help="1 チームが時間枠の中で提出できる回数 (既定: 3; 0 なら無制限)")
     created.add_argument("--window-hours", type=float, default=None, metavar="H",
                          help="提出回数を数える時間枠 (既定: 24 時間)")
-    _add_label_space(created)
+    add_label_space_options(created)
     p.set_defaults(func=cmd_submit)
 
 

@@ -438,10 +438,18 @@ def _resolve_label_space(label_space: str, form: str | None) -> str:
     return "ene" if form == "shinra" else "any"
 
 
+def _only_ene_ids(gold: dict[str, frozenset[str]], hierarchy: ene.Hierarchy | None) -> bool:
+    """Whether every gold label is an ENE v9 id (simple-form gold written by
+    `bert-workshop data` from SHINRA pages: scored as the SHINRA task)."""
+    labels = set().union(*set(gold.values()))  # the label sets are interned: few to join
+    return bool(labels) and labels <= (hierarchy or ene.default_hierarchy()).ids()
+
+
 def load_gold(path: str | Path, *, label_space: str = "auto",
               hierarchy: ene.Hierarchy | None = None, max_errors: int = 20) -> Gold:
     """Read and check a gold file. ``label_space="auto"`` means ENE ids for SHINRA-form
-    gold and any labels for simple-form gold. Raises ``InvalidGold``."""
+    gold, and for simple-form gold whose labels are all ENE v9 ids; any labels for
+    other simple-form gold. Raises ``InvalidGold``."""
     _resolve_label_space(label_space, None)
     log = _ErrorLog(path, max_errors)
     gold: dict[str, frozenset[str]] = {}
@@ -465,7 +473,10 @@ def load_gold(path: str | Path, *, label_space: str = "auto",
             log.add(lineno, "page_id", f"page_id が重複しています: {pid}")
     if log.total:
         raise InvalidGold(log.errors, log.total)
-    return Gold(str(path), gold, _resolve_label_space(label_space, form), form)
+    space = _resolve_label_space(label_space, form)
+    if label_space == "auto" and form == "simple" and _only_ene_ids(gold, hierarchy):
+        space = "ene"
+    return Gold(str(path), gold, space, form)
 
 
 # --- scoring ----------------------------------------------------------------
@@ -632,8 +643,8 @@ def score_files(gold_path: str | Path, submission_path: str | Path, *, max_error
                 hierarchy: ene.Hierarchy | None = None) -> ScoreReport:
     """Check both files and score the submission.
 
-    ``label_space``: "auto" (ENE ids for SHINRA-form gold, any labels for simple-form
-    gold), "ene" or "any". Raises ``InvalidGold`` or ``InvalidSubmission``, whose
+    ``label_space``: "auto" (ENE ids for SHINRA-form gold and for simple-form gold
+    whose labels are all ENE ids, any labels for other simple-form gold), "ene" or "any". Raises ``InvalidGold`` or ``InvalidSubmission``, whose
     ``errors`` lists up to ``max_errors`` ``SubmissionError``s and ``total`` counts all.
     """
     gold = load_gold(gold_path, label_space=label_space, hierarchy=hierarchy,

@@ -19,6 +19,7 @@ from .records import (
     DataError,
     Record,
     atomic_writer,
+    count_nonblank_lines,
     iter_records_or_errors,
     label_set,
     read_jsonl,
@@ -28,6 +29,7 @@ from .records import (
     write_jsonl,
 )
 from .shinra import (
+    count_input_pages,
     iter_cirrus_texts,
     read_shinra,
     read_shinra_annotations,
@@ -43,9 +45,9 @@ __all__ = [
     "DEMO_CATEGORIES", "make_demo_corpus",
     "LIVEDOOR_SHA256", "LIVEDOOR_URL", "DEFAULT_CACHE_DIR", "DownloadError", "download_livedoor",
     "first_paragraph", "livedoor_path", "read_livedoor",
-    "DataError", "Record", "atomic_writer", "iter_records_or_errors", "label_set", "read_jsonl",
+    "DataError", "Record", "atomic_writer", "count_nonblank_lines", "iter_records_or_errors", "label_set", "read_jsonl",
     "read_records_checked", "split_train_dev", "write_json_lines", "write_jsonl",
-    "iter_cirrus_texts", "read_shinra", "read_shinra_annotations",
+    "count_input_pages", "iter_cirrus_texts", "read_shinra", "read_shinra_annotations",
     "read_shinra_inputs", "submission_key", "write_cirrus_dump", "write_shinra_inputs",
     "write_shinra_submission", "write_shinra_training_file",
 ]

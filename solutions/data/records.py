@@ -95,6 +95,17 @@ def iter_lines_or_errors(path) -> Iterator[tuple[int, str | DataError]]:
             ) from None
 
 
+def count_nonblank_lines(path) -> int | None:
+    """How many lines of a text or gzip file hold something (a progress bar's
+    total). None when the file cannot be read to the end: reading it for real
+    reports why."""
+    try:
+        with (gzip.open if is_gzip(path) else open)(path, "rb") as f:
+            return sum(1 for raw in f if raw.strip())
+    except (OSError, EOFError, zlib.error):
+        return None
+
+
 def _decode_line(raw: bytes, path, line_number: int) -> str:
     """Decode one line as UTF-8 (a BOM at the start of the file is dropped)."""
     try:

@@ -169,6 +169,11 @@ def _warn_missing(page_ids: list[str], dump_path, action: str) -> None:
         )
 
 
+def count_input_pages(inputs_path) -> int:
+    """How many pages read_shinra_inputs will give: each input page once."""
+    return len({page_id for _, _, page_id, _ in _iter_pages(inputs_path)})
+
+
 def read_shinra_inputs(inputs_path, dump_path) -> Iterator[Record]:
     """Unlabeled ``Record``s for a leaderboard/test input file, text from the dump.
 
