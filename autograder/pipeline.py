@@ -83,7 +83,8 @@ def resume_advice(args) -> str:
     state = Path(args.out) / "last" / "state.pt"
     if state.is_file():
         return f"--resume で、最後に保存した状態 ({state}) から再開できます"
-    return "再開用の状態はまだ保存されていません (--save-every ステップごとと、エポックの終わりに保存します)"
+    return ("再開用の状態は保存されていません (最初のステップより前に止まったか、2 回目の Ctrl-C で保存せずに"
+            "止まりました。状態は Ctrl-C のとき、--save-every ステップごと、エポックの終わりに保存します)")
 
 
 def write_split(out: Path, records, dev_fraction: float, seed: int) -> dict:
@@ -137,10 +138,13 @@ def run_pretrain(args) -> int:
                if "dev_loss" in summary else "")
     say(f"事前学習が終わりました: {summary['steps']} ステップ, 損失 {summary['final_loss']:.3f}{heldout} "
         f"(頻度だけで当てたときの損失 {summary['unigram_loss']:.3f}), {summary['seconds']} 秒 → {args.out}")
+    if summary["interrupted"]:
+        say(f"Ctrl-C で止めました。{summary['steps']} ステップまで学習したモデルを {args.out} に保存しました "
+            "(学習率は下げきっていません。続きから学習し直す機能はありません)")
     suggest_next(["train", "--train", args.data[0] if len(args.data) == 1 else "TRAIN.jsonl",
                   "--dev", args.dev[0] if args.dev and len(args.dev) == 1 else "DEV.jsonl",
                   "--checkpoint", args.out, "--out", "runs/finetuned"])
-    return 0
+    return 130 if summary["interrupted"] else 0
 
 
 def run_train(args) -> int:

@@ -215,43 +215,49 @@ def finetune(train_records, dev_records, checkpoint, out_dir, settings: Finetune
 
     start = time.time()
     stopped = False
-    for epoch in range(step // steps_per_epoch, settings.epochs):
-        batches = dist.shard(length_bucketed_batches(lengths, settings.batch_size, seed=settings.seed + epoch))
-        done_in_epoch = step - epoch * steps_per_epoch
-        model.train()
-        bar = tqdm(batches[done_in_epoch:], desc=f"エポック {epoch + 1}/{settings.epochs}",
-                   **({} if dist.is_main else {"disable": True}))  # TQDM_DISABLE still works
-        for batch_idx in bar:
-            loss = train_step(trained, optimizer, scheduler, batch_idx, train_enc, train_y, settings, device,
-                              scaler)
-            step += 1
-            if step % 10 == 0 or step == 1:  # reading the loss waits for the GPU: not at every step
-                loss = loss.item()
-                bar.set_postfix(loss=f"{loss:.4f}", refresh=False)  # drawn at tqdm's pace
-                if dist.is_main:
-                    T.append_log(log_path, {"step": step, "epoch": epoch + 1, "loss": loss,
-                                            "lr": scheduler.get_last_lr()[0]})
-            if settings.stop_after_steps and step >= settings.stop_after_steps and step % steps_per_epoch:
-                save(False)
-                stopped = True
+    with T.stop_between_steps(enabled=dist.world_size == 1) as interrupted:
+        for epoch in range(step // steps_per_epoch, settings.epochs):
+            batches = dist.shard(length_bucketed_batches(lengths, settings.batch_size, seed=settings.seed + epoch))
+            done_in_epoch = step - epoch * steps_per_epoch
+            model.train()
+            bar = tqdm(batches[done_in_epoch:], desc=f"エポック {epoch + 1}/{settings.epochs}",
+                       **({} if dist.is_main else {"disable": True}))  # TQDM_DISABLE still works
+            for batch_idx in bar:
+                loss = train_step(trained, optimizer, scheduler, batch_idx, train_enc, train_y, settings, device,
+                                  scaler)
+                step += 1
+                if step % 10 == 0 or step == 1:  # reading the loss waits for the GPU: not at every step
+                    loss = loss.item()
+                    bar.set_postfix(loss=f"{loss:.4f}", refresh=False)  # drawn at tqdm's pace
+                    if dist.is_main:
+                        T.append_log(log_path, {"step": step, "epoch": epoch + 1, "loss": loss,
+                                                "lr": scheduler.get_last_lr()[0]})
+                if interrupted.is_set() and step % steps_per_epoch:  # Ctrl-C: keep the state, then stop
+                    save(False)
+                    raise KeyboardInterrupt
+                if settings.stop_after_steps and step >= settings.stop_after_steps and step % steps_per_epoch:
+                    save(False)
+                    stopped = True
+                    break
+                if step % settings.save_every == 0 and step % steps_per_epoch:
+                    save(False)
+            if stopped:
                 break
-            if step % settings.save_every == 0 and step % steps_per_epoch:
-                save(False)
-        if stopped:
-            break
-        if dist.is_main:
-            f1, rows = evaluate(model, dev_enc, dev_records, labels, settings, device)
-            T.append_log(log_path, {"step": step, "epoch": epoch + 1, "dev_micro_f1": f1})
-            print(f"エポック {epoch + 1}: dev micro-F1 = {f1:.2f}", file=sys.stderr)
-            if f1 > best["dev_micro_f1"]:
-                best = {"dev_micro_f1": f1, "epoch": epoch + 1}
-                save_model(model, out_dir / "best", tokenizer)
-                write_json_lines(out_dir / "dev_predictions.jsonl", rows)  # the best model's answers
-        save(True)
-        dist.barrier()
-        if settings.stop_after_steps and step >= settings.stop_after_steps:
-            stopped = step < total_steps
-            break
+            if dist.is_main:
+                f1, rows = evaluate(model, dev_enc, dev_records, labels, settings, device)
+                T.append_log(log_path, {"step": step, "epoch": epoch + 1, "dev_micro_f1": f1})
+                print(f"エポック {epoch + 1}: dev micro-F1 = {f1:.2f}", file=sys.stderr)
+                if f1 > best["dev_micro_f1"]:
+                    best = {"dev_micro_f1": f1, "epoch": epoch + 1}
+                    save_model(model, out_dir / "best", tokenizer)
+                    write_json_lines(out_dir / "dev_predictions.jsonl", rows)  # the best model's answers
+            save(True)
+            if interrupted.is_set() and step < total_steps:  # at an epoch's end: after its evaluation and state
+                raise KeyboardInterrupt
+            dist.barrier()
+            if settings.stop_after_steps and step >= settings.stop_after_steps:
+                stopped = step < total_steps
+                break
 
     summary = {"best": best, "steps": step, "total_steps": total_steps, "stopped_early": stopped,
                "seconds": round(time.time() - start, 1), "device": str(device),

@@ -219,41 +219,45 @@ def pretrain(texts: list, out_dir, settings: PretrainSettings, dev_texts: list |
     start, step, loss = time.time(), 0, float("nan")
     bar = tqdm(total=plan["total"], desc="事前学習 (MLM)")
     model.train()
-    phase = 0
-    while step < plan["total"]:
-        blocks, batch_size, until = phases[phase]
-        if settings.shuffle_documents:  # a new pass over the text: new blocks
-            blocks = repacked(documents, tokenizer, blocks.shape[1], generator)
-        batch_size = min(batch_size, len(blocks))
-        order = torch.randperm(len(blocks), generator=generator)
-        # Full batches only: every step the same shape (a compiled model compiles once per length).
-        for first in range(0, len(order) - batch_size + 1, batch_size):
-            ids = blocks[order[first:first + batch_size]]
-            masked, labels = mask(ids, generator=generator)
-            loss = mlm_step(trained, optimizer, scheduler, T.to_device(masked, device), T.to_device(labels, device),
-                            settings.clip_norm, device, scaler, T.to_device(segment_ids(ids, tokenizer.sep_id), device))
-            step += 1
-            bar.update(1)
-            evaluate = heldout and step % settings.eval_every == 0
-            if step % 10 == 0 or step == 1 or evaluate:  # reading the loss waits for the GPU: not at every step
-                loss = loss.item()
-                bar.set_postfix(loss=f"{loss:.3f}", refresh=False)  # drawn at tqdm's pace
-                entry = {"step": step, "loss": loss, "seconds": round(time.time() - start, 2), "length": ids.shape[1]}
-                if evaluate:
-                    entry.update(heldout_metrics(model, heldout[ids.shape[1]], batch_size, device))
-                T.append_log(log_path, entry)
-            if settings.minutes and step % 10 == 0:
-                fit_schedule_to_budget(plan, step, time.time() - start, settings)
-                bar.total = plan["total"]
-            if step >= plan["total"]:
-                break
-            done = (time.time() - start) / (60 * settings.minutes) if settings.minutes else step / plan["total"]
-            if done >= until:  # on to the next (longer) blocks; their steps are slower
-                phase += 1
-                plan.pop("mark", None)
-                if settings.copy_positions:
-                    copy_position_embeddings(model, ids.shape[1], phases[phase][0].shape[1])
-                break
+    with T.stop_between_steps() as interrupted:  # Ctrl-C: the model so far is saved
+        phase = 0
+        while step < plan["total"] and not interrupted.is_set():
+            blocks, batch_size, until = phases[phase]
+            if settings.shuffle_documents:  # a new pass over the text: new blocks
+                blocks = repacked(documents, tokenizer, blocks.shape[1], generator)
+            batch_size = min(batch_size, len(blocks))
+            order = torch.randperm(len(blocks), generator=generator)
+            # Full batches only: every step the same shape (a compiled model compiles once per length).
+            for first in range(0, len(order) - batch_size + 1, batch_size):
+                ids = blocks[order[first:first + batch_size]]
+                masked, labels = mask(ids, generator=generator)
+                segments = segment_ids(ids, tokenizer.sep_id)
+                loss = mlm_step(trained, optimizer, scheduler, T.to_device(masked, device),
+                                T.to_device(labels, device), settings.clip_norm, device, scaler,
+                                T.to_device(segments, device))
+                step += 1
+                bar.update(1)
+                evaluate = heldout and step % settings.eval_every == 0
+                if step % 10 == 0 or step == 1 or evaluate:  # reading the loss waits for the GPU: not at every step
+                    loss = loss.item()
+                    bar.set_postfix(loss=f"{loss:.3f}", refresh=False)  # drawn at tqdm's pace
+                    entry = {"step": step, "loss": loss, "seconds": round(time.time() - start, 2),
+                             "length": ids.shape[1]}
+                    if evaluate:
+                        entry.update(heldout_metrics(model, heldout[ids.shape[1]], batch_size, device))
+                    T.append_log(log_path, entry)
+                if settings.minutes and step % 10 == 0:
+                    fit_schedule_to_budget(plan, step, time.time() - start, settings)
+                    bar.total = plan["total"]
+                if step >= plan["total"] or interrupted.is_set():
+                    break
+                done = (time.time() - start) / (60 * settings.minutes) if settings.minutes else step / plan["total"]
+                if done >= until:  # on to the next (longer) blocks; their steps are slower
+                    phase += 1
+                    plan.pop("mark", None)
+                    if settings.copy_positions:
+                        copy_position_embeddings(model, ids.shape[1], phases[phase][0].shape[1])
+                    break
     bar.close()
     loss = float(loss)
     final = {}
@@ -268,6 +272,7 @@ def pretrain(texts: list, out_dir, settings: PretrainSettings, dev_texts: list |
     T.plot_learning_curve(T.read_log(log_path), out_dir / "learning_curve.png", "事前学習 (MLM) の損失",
                           baselines={"頻度だけで当てたときの損失": unigram})
     summary = {"steps": step, "final_loss": loss, "unigram_loss": unigram, "seconds": round(time.time() - start, 1),
+               "interrupted": interrupted.is_set(),
                "blocks": len(phases[-1][0]), "tokens_per_block": settings.max_length,
                "phases": [{"tokens_per_block": b.shape[1], "blocks": len(b), "batch_size": n} for b, n, _ in phases],
                "device": str(device), **final,

@@ -6,6 +6,9 @@ import contextlib
 import json
 import math
 import os
+import signal
+import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -111,6 +114,30 @@ def make_scheduler(optimizer, warmup_steps: int, total_steps: int):
 
 def warmup_steps_for(total_steps: int, ratio: float) -> int:
     return max(1, math.ceil(total_steps * ratio))
+
+
+@contextlib.contextmanager
+def stop_between_steps(enabled: bool = True):
+    """Ctrl-C while training: the first press asks the loop to stop after the step
+    it is in, so the state it saves is whole and --resume goes on exactly; a
+    second press stops at once. Yields an Event, set by the first press."""
+    pressed = threading.Event()
+    previous = signal.getsignal(signal.SIGINT)
+    if not enabled or previous in (signal.SIG_IGN, None) or threading.current_thread() is not threading.main_thread():
+        yield pressed
+        return
+
+    def on_ctrl_c(signum, frame):
+        pressed.set()
+        signal.signal(signal.SIGINT, previous)
+        print("\n中断します: このステップが終わったら保存して止めます (すぐに止めるには、もう一度 Ctrl-C)",
+              file=sys.stderr)
+
+    signal.signal(signal.SIGINT, on_ctrl_c)
+    try:
+        yield pressed
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def save_state(path: Path, **state) -> None:

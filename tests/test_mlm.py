@@ -209,6 +209,36 @@ def test_pretraining_steps_on_full_batches_only(tmp_path, monkeypatch):
     assert set(shapes) == {(7, 32)} and len(shapes) == 120
 
 
+def test_ctrl_c_in_pretraining_saves_the_model_after_the_step(tmp_path, monkeypatch, capsys):
+    import os
+    import signal
+
+    import solutions.pretrain as P
+    from solutions.checkpoints import load_model
+    from solutions.data import make_demo_corpus
+    from solutions.models import BertForMaskedLM
+
+    step, calls = P.mlm_step, {"n": 0}
+
+    def pressing_ctrl_c(*args):  # a real SIGINT, in the middle of the 6th step
+        calls["n"] += 1
+        if calls["n"] == 6:
+            os.kill(os.getpid(), signal.SIGINT)
+        return step(*args)
+
+    monkeypatch.setattr(P, "mlm_step", pressing_ctrl_c)
+    texts = [r.text for r in make_demo_corpus(60, seed=0)]
+    settings = P.PretrainSettings(size="tiny", vocab_size=400, max_length=32, batch_size=8, max_steps=500,
+                                  device="cpu")
+    summary = P.pretrain(texts, tmp_path, settings)
+    assert summary["interrupted"] and summary["steps"] == calls["n"] == 6
+    assert "保存して止めます" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    model, missing = load_model(tmp_path, BertForMaskedLM)  # a whole checkpoint, usable by train
+    assert not missing
+    assert json.loads((tmp_path / "pretrain_summary.json").read_text())["interrupted"] is True
+
+
 def test_unigram_loss_is_the_loss_of_guessing_by_frequency():
     """unigram_loss: the cross-entropy (scikit-learn's log_loss) of predicting every
     non-special token by its frequency in the blocks; [CLS]/[SEP]/[PAD] are never targets."""

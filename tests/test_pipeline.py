@@ -142,6 +142,69 @@ def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tmp_path, tiny_
     assert [e["epoch"] for e in log if "dev_micro_f1" in e] == [1, 2]
 
 
+@pytest.mark.parametrize("pressed_at", [5, 12])  # inside the first epoch (12 steps), and at its end
+def test_ctrl_c_saves_the_state_after_the_step_and_resume_goes_on_exactly(tmp_path, tiny_checkpoint, demo_records,
+                                                                        monkeypatch, capsys, pressed_at):
+    import signal
+
+    import solutions.finetune as F
+
+    train, dev = small_split(demo_records)
+    settings = dict(epochs=2, batch_size=16, lr=1e-3, max_length=64, device="cpu", save_every=100)
+    finetune(train, dev, tiny_checkpoint, tmp_path / "full", FinetuneSettings(**settings))
+    real_step, calls = F.train_step, {"n": 0}
+
+    def pressing_ctrl_c(*args, **kwargs):  # a real SIGINT, in the middle of a step
+        calls["n"] += 1
+        if calls["n"] == pressed_at:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(F, "train_step", pressing_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        finetune(train, dev, tiny_checkpoint, tmp_path / "cut", FinetuneSettings(**settings))
+    assert "このステップが終わったら保存して止めます" in capsys.readouterr().err
+    assert torch.load(tmp_path / "cut/last/state.pt")["step"] == pressed_at  # the step it was in, finished
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C is itself again
+    monkeypatch.setattr(F, "train_step", real_step)
+    finetune(train, dev, tiny_checkpoint, tmp_path / "cut", FinetuneSettings(**settings), resume=True)
+    a, b = torch.load(tmp_path / "full/last/state.pt")["model"], torch.load(tmp_path / "cut/last/state.pt")["model"]
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=0, rtol=0, msg=key)
+    log = [json.loads(x) for x in (tmp_path / "cut/metrics.jsonl").read_text().splitlines()]
+    assert [e["epoch"] for e in log if "dev_micro_f1" in e] == [1, 2]
+
+
+def test_ctrl_c_in_the_train_command_says_how_to_resume(tmp_path, tiny_checkpoint, demo_records):
+    import signal
+    import time
+
+    train, dev = small_split(demo_records)
+    write_jsonl(tmp_path / "train.jsonl", train)
+    write_jsonl(tmp_path / "dev.jsonl", dev)
+    args = ["train", "--train", tmp_path / "train.jsonl", "--dev", tmp_path / "dev.jsonl", "--checkpoint",
+            tiny_checkpoint, "--out", tmp_path / "ft", "--epochs", "200", "--max-length", "48", "--device", "cpu"]
+    run_ = subprocess.Popen([*CLI, *map(str, args)], stderr=subprocess.PIPE, text=True, env=ENV,
+                            start_new_session=True)
+    try:
+        log = tmp_path / "ft/metrics.jsonl"
+        for _ in range(600):  # until the first steps are logged
+            if log.is_file() and log.read_text().count("\n") >= 2:
+                break
+            time.sleep(0.1)
+        os.killpg(run_.pid, signal.SIGINT)  # as the terminal does
+        _, stderr = run_.communicate(timeout=120)
+    finally:
+        if run_.poll() is None:
+            os.killpg(run_.pid, signal.SIGKILL)
+    assert run_.returncode == 130, stderr[-2000:]
+    assert "中断しました。--resume で、最後に保存した状態" in stderr
+    saved = torch.load(tmp_path / "ft/last/state.pt")["step"]
+    assert 0 < saved < 200 * 12
+    resumed = run(*args, "--resume", "--stop-after-steps", str(saved + 3))
+    assert torch.load(tmp_path / "ft/last/state.pt")["step"] == saved + 3, resumed.stderr[-2000:]
+
+
 def test_a_failed_save_keeps_the_previous_state_and_resume_works(tmp_path, tiny_checkpoint, demo_records, monkeypatch):
     train, dev = small_split(demo_records)
     settings = dict(epochs=1, batch_size=16, lr=1e-3, max_length=64, device="cpu", save_every=3)
