@@ -7,6 +7,7 @@ import os
 import shlex
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -136,15 +137,24 @@ def run_pretrain(args) -> int:
     summary = pretrain(texts, args.out, settings, dev_texts=dev_texts)
     heldout = (f", 評価用テキストの損失 {summary['dev_loss']:.3f} (マスク位置の正解率 {summary['dev_accuracy']:.1%})"
                if "dev_loss" in summary else "")
-    say(f"事前学習が終わりました: {summary['steps']} ステップ, 損失 {summary['final_loss']:.3f}{heldout} "
+    ended = "Ctrl-C で止めました (そこまでのモデルを保存しました)" if summary["interrupted"] else "事前学習が終わりました"
+    say(f"{ended}: {summary['steps']} ステップ, 損失 {summary['final_loss']:.3f}{heldout} "
         f"(頻度だけで当てたときの損失 {summary['unigram_loss']:.3f}), {summary['seconds']} 秒 → {args.out}")
     if summary["interrupted"]:
-        say(f"Ctrl-C で止めました。{summary['steps']} ステップまで学習したモデルを {args.out} に保存しました "
-            "(学習率は下げきっていません。続きから学習し直す機能はありません)")
+        say(pretrain_interrupted_note(summary, args.max_length))
     suggest_next(["train", "--train", args.data[0] if len(args.data) == 1 else "TRAIN.jsonl",
                   "--dev", args.dev[0] if args.dev and len(args.dev) == 1 else "DEV.jsonl",
                   "--checkpoint", args.out, "--out", "runs/finetuned"])
     return 130 if summary["interrupted"] else 0
+
+
+def pretrain_interrupted_note(summary: dict, max_length: int) -> str:
+    """What a pre-training stopped by Ctrl-C has not done."""
+    note = "学習率は下げきっていません。続きから再開する機能はないので、続けるには最初からやり直します"
+    if summary["longest_trained_block"] < max_length:
+        note += (f"。{max_length} トークンのブロックはまだ学習していないので、"
+                 f"{summary['longest_trained_block']} トークンより長い入力はうまく読めません")
+    return f"注意: {note}"
 
 
 def run_train(args) -> int:
@@ -172,12 +182,12 @@ def run_train(args) -> int:
 def run_predict(args) -> int:
     check_predict_paths(args.input, args.output)
     if args.dump:
-        records, total = D.read_shinra_inputs(args.input, args.dump), D.count_input_pages(args.input)
+        records, count = D.read_shinra_inputs(args.input, args.dump), partial(D.count_input_pages, args.input)
     else:
-        records, total = stream_records(args.input), D.count_nonblank_lines(args.input)
+        records, count = stream_records(args.input), partial(D.count_nonblank_lines, args.input)
     predict_file(args.checkpoint, records, args.output, output_format=args.format, system=args.system,
                  batch_size=args.batch_size, max_length=args.max_length, device=args.device,
-                 threshold=args.threshold, windows=args.windows, unpad=args.unpad, total=total)
+                 threshold=args.threshold, windows=args.windows, unpad=args.unpad, count_pages=count)
     suggest_next(["score", "GOLD.jsonl", args.output],
                  ["leaderboard", "submit", "--team", "TEAM", args.output])
     return 0

@@ -201,6 +201,14 @@ def ene_ids() -> frozenset[str]:
     return default_hierarchy().ids()
 
 
+def is_ene_label_set(labels, hierarchy: Hierarchy | None = None) -> bool:
+    """Whether `labels` are SHINRA's: all ENE v9 ids, at least one below the top
+    level ("0", "1", "9" of a small numbered task are ids too, but not SHINRA's)."""
+    labels = set(labels)
+    return (bool(labels) and any("." in name for name in labels)
+            and labels <= (hierarchy or default_hierarchy()).ids())
+
+
 def parent(ene_id: str) -> str | None:
     return default_hierarchy().parent(ene_id)
 

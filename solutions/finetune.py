@@ -232,15 +232,14 @@ def finetune(train_records, dev_records, checkpoint, out_dir, settings: Finetune
                     if dist.is_main:
                         T.append_log(log_path, {"step": step, "epoch": epoch + 1, "loss": loss,
                                                 "lr": scheduler.get_last_lr()[0]})
-                if interrupted.is_set() and step % steps_per_epoch:  # Ctrl-C: keep the state, then stop
+                action = after_step(step, steps_per_epoch, settings, interrupted.is_set())
+                if action:
                     save(False)
+                if action == "interrupt":
                     raise KeyboardInterrupt
-                if settings.stop_after_steps and step >= settings.stop_after_steps and step % steps_per_epoch:
-                    save(False)
+                if action == "stop":
                     stopped = True
                     break
-                if step % settings.save_every == 0 and step % steps_per_epoch:
-                    save(False)
             if stopped:
                 break
             if dist.is_main:
@@ -268,6 +267,21 @@ def finetune(train_records, dev_records, checkpoint, out_dir, settings: Finetune
         (out_dir / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2) + "\n")
     dist.close()
     return summary
+
+
+def after_step(step: int, steps_per_epoch: int, settings: FinetuneSettings, ctrl_c_pressed: bool) -> str | None:
+    """What the loop does after `step`, inside an epoch (its end has its own evaluation
+    and save): "interrupt" (Ctrl-C), "stop" (--stop-after-steps) or "save"
+    (--save-every), each with the state saved first; None: go on."""
+    if step % steps_per_epoch == 0:
+        return None
+    if ctrl_c_pressed:
+        return "interrupt"
+    if settings.stop_after_steps and step >= settings.stop_after_steps:
+        return "stop"
+    if step % settings.save_every == 0:
+        return "save"
+    return None
 
 
 def train_step(model, optimizer, scheduler, batch_idx, encoded, y, settings, device, scaler) -> torch.Tensor:

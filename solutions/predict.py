@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import re
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -12,6 +11,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from . import training as T
+from .ene import ene_ids, is_ene_label_set
 from .checkpoints import load_model, resolve_checkpoint
 from .config import BertConfig
 from .data import DataError, write_json_lines, write_shinra_submission
@@ -20,13 +20,7 @@ from .finetune import answer_row, fit_max_length, predict_label_sets, scored_lab
 from .fast import FastBertForSequenceClassification
 from .tokenization import Tokenizer
 
-ENE_ID = re.compile(r"^\d+(\.\d+)*$")
 PAGES_PER_CHUNK = 2_000  # tokenized, sorted by length and predicted together
-
-
-def is_ene_label_set(labels) -> bool:
-    """SHINRA labels are ENE ids such as '1.7.13.6'."""
-    return bool(labels) and all(ENE_ID.match(name) for name in labels)
 
 
 def chunks(iterable, size: int):
@@ -131,7 +125,7 @@ def check_output_format(output_format: str, labels: list[str], directory) -> str
     if output_format == "auto":
         return "shinra" if is_ene_label_set(labels) else "simple"
     if output_format == "shinra" and not is_ene_label_set(labels):
-        example = next(name for name in labels if not ENE_ID.match(name))
+        example = next((name for name in labels if name not in ene_ids()), labels[0])
         raise T.TrainingError(f"{directory}: このモデルのラベル ({example!r} など) は ENE の ID ではないので、"
                               "森羅の提出形式 (shinra) では書けません。簡易形式 (--format simple) にしてください")
     return output_format
@@ -139,13 +133,14 @@ def check_output_format(output_format: str, labels: list[str], directory) -> str
 
 def predict_file(checkpoint, records, output_path, *, output_format="auto", system="MyBERT",
                  yyyymm=None, batch_size=64, max_length=256, device="auto", threshold=0.5,
-                 chunk_size=PAGES_PER_CHUNK, windows=None, unpad=False, total=None) -> dict:
+                 chunk_size=PAGES_PER_CHUNK, windows=None, unpad=False, count_pages=None) -> dict:
     """Write predictions for `records` (any iterable of Record) to output_path.
 
     output_format: "shinra" (the SHINRA submission), "simple"
     ({"page_id", "labels", "probs"} a line), or "auto" (shinra for ENE labels).
     unpad: take [PAD] out of the computation (solutions.fast; the same labels).
-    total: how many pages `records` holds, if known (for the progress bar).
+    count_pages: a function that counts the pages of `records`, for the progress
+    bar; called once the checkpoint and the format have been checked.
     """
     directory = resolve_checkpoint(checkpoint)
     check_classifier_checkpoint(directory)
@@ -160,7 +155,7 @@ def predict_file(checkpoint, records, output_path, *, output_format="auto", syst
     model.to(device)
     stream = predictions(model, tokenizer, records, batch_size=batch_size, max_length=max_length,
                          device=device, threshold=threshold, chunk_size=chunk_size, windows=windows,
-                         total=total)
+                         total=count_pages() if count_pages else None)
     counter = {"pages": 0}
 
     def counted(rows):

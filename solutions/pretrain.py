@@ -258,21 +258,25 @@ def pretrain(texts: list, out_dir, settings: PretrainSettings, dev_texts: list |
                     if settings.copy_positions:
                         copy_position_embeddings(model, ids.shape[1], phases[phase][0].shape[1])
                     break
-    bar.close()
-    loss = float(loss)
-    final = {}
-    if heldout:  # the final model, on full-length blocks
-        length = phases[-1][0].shape[1]
-        final = heldout_metrics(model, heldout[length], phases[-1][1], device)
-        T.append_log(log_path, {"step": step, "loss": loss, "seconds": round(time.time() - start, 2),
-                                "length": length, **final})
+        stopped_at = phases[phase][0].shape[1]
+        if interrupted.is_set() and settings.copy_positions and stopped_at < phases[-1][0].shape[1]:
+            # stopped before the longest blocks: their positions start as the switch would have made them
+            copy_position_embeddings(model, stopped_at, phases[-1][0].shape[1])
+        bar.close()
+        loss = float(loss)
+        final = {}
+        if heldout:  # the final model, on full-length blocks
+            length = phases[-1][0].shape[1]
+            final = heldout_metrics(model, heldout[length], phases[-1][1], device)
+            T.append_log(log_path, {"step": step, "loss": loss, "seconds": round(time.time() - start, 2),
+                                    "length": length, **final})
 
-    save_model(model, out_dir, tokenizer)
+        save_model(model, out_dir, tokenizer)
     unigram = unigram_loss(phases[-1][0])
     T.plot_learning_curve(T.read_log(log_path), out_dir / "learning_curve.png", "事前学習 (MLM) の損失",
                           baselines={"頻度だけで当てたときの損失": unigram})
     summary = {"steps": step, "final_loss": loss, "unigram_loss": unigram, "seconds": round(time.time() - start, 1),
-               "interrupted": interrupted.is_set(),
+               "interrupted": interrupted.is_set(), "longest_trained_block": stopped_at,
                "blocks": len(phases[-1][0]), "tokens_per_block": settings.max_length,
                "phases": [{"tokens_per_block": b.shape[1], "blocks": len(b), "batch_size": n} for b, n, _ in phases],
                "device": str(device), **final,

@@ -7,7 +7,6 @@ import json
 import math
 import os
 import signal
-import sys
 import threading
 import warnings
 from pathlib import Path
@@ -130,8 +129,9 @@ def stop_between_steps(enabled: bool = True):
     def on_ctrl_c(signum, frame):
         pressed.set()
         signal.signal(signal.SIGINT, previous)
-        print("\n中断します: このステップが終わったら保存して止めます (すぐに止めるには、もう一度 Ctrl-C)",
-              file=sys.stderr)
+        # Straight to the terminal: print() here could land inside a write the loop is making.
+        os.write(2, "\n中断します: このステップが終わったら保存して止めます (すぐに止めるには、もう一度 Ctrl-C)\n"
+                 .encode())
 
     signal.signal(signal.SIGINT, on_ctrl_c)
     try:

@@ -58,13 +58,20 @@ def test_warnings_of_ours_are_plain_messages_and_others_keep_their_source():
     assert out.getvalue().startswith("/x/torch/storage.py:12: UserWarning: TypedStorage is deprecated")
 
 
-def test_a_warning_while_a_command_runs_goes_through_show_warning(monkeypatch, capsys):
-    import warnings
+def test_a_warning_of_ours_while_a_command_runs_is_a_plain_message(tmp_path, monkeypatch, capsys):
+    from solutions import data as D
+    from solutions.predict import chunks
 
-    def warns(args):
-        warnings.warn("ダンプにないページがあります", stacklevel=1)
+    D.write_shinra_inputs(tmp_path / "inputs.jsonl", [("1", "東京"), ("2", "大阪")])
+    D.write_cirrus_dump(tmp_path / "dump.json", [("1", "東京", "日本の首都。")])
+
+    def reads_inputs(args):  # read as predict reads them (solutions.predict consumes the stream)
+        pages = [p for chunk in chunks(D.read_shinra_inputs(tmp_path / "inputs.jsonl", tmp_path / "dump.json"), 10)
+                 for p in chunk]
+        assert [p.page_id for p in pages] == ["1", "2"]
         return 0
 
-    monkeypatch.setattr(cli.pipeline, "run_score", warns)
+    monkeypatch.setattr(cli.pipeline, "run_score", reads_inputs)
     assert cli.main(["score", "gold.jsonl", "sub.jsonl"]) == 0
-    assert "ダンプにないページがあります" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith(f"警告: {tmp_path / 'dump.json'}: 1 ページの本文がダンプにありません"), err

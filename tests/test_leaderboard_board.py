@@ -366,3 +366,35 @@ def test_cli_without_a_board(tmp_path, gold, capsys):
     assert "まだ提出がありません" in capsys.readouterr().out
     assert cli.main(["render", "--db", db, "--out-dir", str(tmp_path / "out")]) == 0
     assert "まだ提出がありません" in (tmp_path / "out" / "leaderboard.html").read_text("utf-8")
+
+
+def simple_file(path: Path, labels: dict) -> Path:
+    path.write_text("".join(json.dumps({"page_id": p, "labels": x}) + "\n" for p, x in labels.items()))
+    return path
+
+
+def test_the_label_space_is_decided_when_the_board_is_made(tmp_path):
+    # Simple-form gold of ENE ids (the dev.jsonl of `data shinra`) is the SHINRA task:
+    # the board stores "ene", so a page left out counts as predicting IGNORED (9).
+    gold = simple_file(tmp_path / "gold.jsonl", {p: [RIGHT] for p in PAGES})
+    half = simple_file(tmp_path / "half.jsonl", {p: [RIGHT] for p in PAGES[:20]})
+    with Board.create(tmp_path / "new.sqlite3", gold, split_seed=SEED) as b:
+        assert b.config.label_space == "ene"
+        stored = b.submit("A", half, now=T0)
+        assert stored.public.fp + stored.private.fp == 20  # the 20 missing pages: "9"
+
+
+def test_a_board_from_before_the_label_space_was_stored_keeps_scoring_as_before(tmp_path):
+    gold = simple_file(tmp_path / "gold.jsonl", {p: [RIGHT] for p in PAGES})
+    half = simple_file(tmp_path / "half.jsonl", {p: [RIGHT] for p in PAGES[:20]})
+    path = tmp_path / "old.sqlite3"
+    with Board.create(path, gold, split_seed=SEED):
+        pass
+    with sqlite3.connect(path) as conn:  # as older versions stored it
+        config = json.loads(conn.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()[0])
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'config'",
+                     (json.dumps({**config, "label_space": "auto"}),))
+    with Board.open(path) as b:
+        assert b.load_gold().label_space == "any"  # simple-form gold was scored with any labels
+        stored = b.submit("A", half, now=T0)
+        assert stored.public.fp + stored.private.fp == 0 and stored.public.fn + stored.private.fn == 20

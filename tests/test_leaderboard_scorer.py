@@ -181,6 +181,10 @@ def test_simple_gold_of_ene_ids_is_scored_as_shinra(tmp_path):
     # One label that is no ENE id: not SHINRA, any label goes.
     mixed = write_simple(tmp_path / "m.jsonl", {"1": ["1.1"], "2": ["sports"]})
     assert score_files(mixed, sub).label_space == "any"
+    # "0", "1", "9" are ENE ids too (top level), but a 0/1 task is not SHINRA's.
+    binary = write_simple(tmp_path / "b.jsonl", {"1": ["0"], "2": ["1"], "3": ["1"]})
+    report = score_files(binary, write_simple(tmp_path / "b_sub.jsonl", {"1": ["0"], "2": ["1"]}))
+    assert report.label_space == "any" and (report.tp, report.fp, report.fn) == (2, 0, 1)
 
 
 def test_simple_submission_against_shinra_gold(tmp_path):

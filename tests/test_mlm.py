@@ -209,13 +209,14 @@ def test_pretraining_steps_on_full_batches_only(tmp_path, monkeypatch):
     assert set(shapes) == {(7, 32)} and len(shapes) == 120
 
 
-def test_ctrl_c_in_pretraining_saves_the_model_after_the_step(tmp_path, monkeypatch, capsys):
+def test_ctrl_c_in_pretraining_saves_the_model_after_the_step(tmp_path, monkeypatch, capfd):
     import os
     import signal
 
     import solutions.pretrain as P
+    from autograder import cli
     from solutions.checkpoints import load_model
-    from solutions.data import make_demo_corpus
+    from solutions.data import make_demo_corpus, write_jsonl
     from solutions.models import BertForMaskedLM
 
     step, calls = P.mlm_step, {"n": 0}
@@ -227,16 +228,22 @@ def test_ctrl_c_in_pretraining_saves_the_model_after_the_step(tmp_path, monkeypa
         return step(*args)
 
     monkeypatch.setattr(P, "mlm_step", pressing_ctrl_c)
-    texts = [r.text for r in make_demo_corpus(60, seed=0)]
-    settings = P.PretrainSettings(size="tiny", vocab_size=400, max_length=32, batch_size=8, max_steps=500,
-                                  device="cpu")
-    summary = P.pretrain(texts, tmp_path, settings)
-    assert summary["interrupted"] and summary["steps"] == calls["n"] == 6
-    assert "保存して止めます" in capsys.readouterr().err
+    write_jsonl(tmp_path / "pages.jsonl", make_demo_corpus(60, seed=0))
+    # Still on 16-token blocks (the first 80% of 500 steps) when stopped, with --copy-positions.
+    code = cli.main(["pretrain", "--data", str(tmp_path / "pages.jsonl"), "--out", str(tmp_path / "pre"),
+                     "--size", "tiny", "--vocab-size", "400", "--max-length", "32", "--short-length", "16",
+                     "--short-share", "0.8", "--copy-positions", "--batch-size", "8", "--max-steps", "500",
+                     "--device", "cpu"])
+    assert code == 130 and calls["n"] == 6
+    err = capfd.readouterr().err
+    assert "このステップが終わったら保存して止めます" in err and "Ctrl-C で止めました" in err
+    assert "32 トークンのブロックはまだ学習していない" in err
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    model, missing = load_model(tmp_path, BertForMaskedLM)  # a whole checkpoint, usable by train
-    assert not missing
-    assert json.loads((tmp_path / "pretrain_summary.json").read_text())["interrupted"] is True
+    summary = json.loads((tmp_path / "pre/pretrain_summary.json").read_text())
+    assert summary["interrupted"] and summary["steps"] == 6 and summary["longest_trained_block"] == 16
+    model, missing = load_model(tmp_path / "pre", BertForMaskedLM)  # a whole checkpoint, usable by train
+    positions = model.bert.embeddings.position.weight
+    assert not missing and torch.equal(positions[16:32], positions[:16])  # copied, as the switch would have
 
 
 def test_unigram_loss_is_the_loss_of_guessing_by_frequency():

@@ -144,7 +144,7 @@ def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tmp_path, tiny_
 
 @pytest.mark.parametrize("pressed_at", [5, 12])  # inside the first epoch (12 steps), and at its end
 def test_ctrl_c_saves_the_state_after_the_step_and_resume_goes_on_exactly(tmp_path, tiny_checkpoint, demo_records,
-                                                                        monkeypatch, capsys, pressed_at):
+                                                                        monkeypatch, capfd, pressed_at):
     import signal
 
     import solutions.finetune as F
@@ -163,7 +163,7 @@ def test_ctrl_c_saves_the_state_after_the_step_and_resume_goes_on_exactly(tmp_pa
     monkeypatch.setattr(F, "train_step", pressing_ctrl_c)
     with pytest.raises(KeyboardInterrupt):
         finetune(train, dev, tiny_checkpoint, tmp_path / "cut", FinetuneSettings(**settings))
-    assert "このステップが終わったら保存して止めます" in capsys.readouterr().err
+    assert "このステップが終わったら保存して止めます" in capfd.readouterr().err
     assert torch.load(tmp_path / "cut/last/state.pt")["step"] == pressed_at  # the step it was in, finished
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C is itself again
     monkeypatch.setattr(F, "train_step", real_step)
@@ -188,10 +188,12 @@ def test_ctrl_c_in_the_train_command_says_how_to_resume(tmp_path, tiny_checkpoin
                             start_new_session=True)
     try:
         log = tmp_path / "ft/metrics.jsonl"
-        for _ in range(600):  # until the first steps are logged
+        for _ in range(1200):  # until the first steps are logged
             if log.is_file() and log.read_text().count("\n") >= 2:
                 break
             time.sleep(0.1)
+        else:
+            pytest.fail("train logged no step in 120 s")
         os.killpg(run_.pid, signal.SIGINT)  # as the terminal does
         _, stderr = run_.communicate(timeout=120)
     finally:
@@ -372,19 +374,23 @@ def test_an_empty_dev_split_is_warned(tmp_path):
     assert "0 件です" not in run("data", "demo", "--pages", "40", "--out", tmp_path).stderr
 
 
-def suggested(result, placeholders: dict) -> list[str]:
-    """The first command a step suggests next, placeholders filled in, without 'bert-workshop'."""
-    line = next(x for x in result.stderr.splitlines() if x.startswith("次は: bert-workshop "))
-    words = shlex.split(line.removeprefix("次は: bert-workshop "))
-    return [placeholders.get(w, w) for w in words]
+def suggested(result, placeholders: dict, which: int = 0) -> list[str]:
+    """A command a step suggests next (0: the first, 1: the first alternative),
+    placeholders filled in, without 'bert-workshop'."""
+    lines = [x.split("bert-workshop ", 1)[1] for x in result.stderr.splitlines()
+             if x.startswith(("次は: bert-workshop ", "  または: bert-workshop "))]
+    return [placeholders.get(w, w) for w in shlex.split(lines[which])]
 
 
-def test_each_step_suggests_a_next_command_that_runs(tmp_path):
+def test_each_step_suggests_a_next_command_that_runs(tmp_path, tiny_checkpoint):
     # Every suggestion is run as printed; only placeholders are filled in and
     # small sizes added (a later option wins in argparse).
     data = tmp_path / "data"
-    step = run("data", "demo", "--pages", "60", "--out", data)
-    step = run(*suggested(step, {}), "--out", tmp_path / "pre", "--size", "tiny", "--vocab-size", "600",
+    made = run("data", "demo", "--pages", "60", "--out", data)
+    run(*suggested(made, {"CHECKPOINT": str(tiny_checkpoint)}, which=1), "--out", tmp_path / "ft_direct",
+        "--epochs", "1", "--max-length", "48", "--device", "cpu")  # fine-tuning without pre-training
+    assert (tmp_path / "ft_direct/best/config.json").is_file()
+    step = run(*suggested(made, {}), "--out", tmp_path / "pre", "--size", "tiny", "--vocab-size", "600",
                "--max-length", "48", "--batch-size", "8", "--max-steps", "3", "--device", "cpu")
     step = run(*suggested(step, {}), "--out", tmp_path / "ft", "--epochs", "1", "--max-length", "48",
                "--device", "cpu")
@@ -393,6 +399,8 @@ def test_each_step_suggests_a_next_command_that_runs(tmp_path):
                "--device", "cpu")
     report = json.loads(run(*suggested(step, {"GOLD.jsonl": str(data / "dev.jsonl")})).stdout)
     assert report["pages"] == len(list(read_jsonl(data / "dev.jsonl"))) and report["label_space"] == "ene"
+    run(*suggested(step, {"TEAM": "チームA"}, which=1), "--db", tmp_path / "lb.sqlite3", "--gold", data / "dev.jsonl")
+    assert "チームA" in run("leaderboard", "show", "--db", tmp_path / "lb.sqlite3").stdout
 
 
 def test_resuming_with_another_label_set_is_refused(tmp_path, tiny_checkpoint, demo_records):

@@ -211,5 +211,8 @@ def test_a_shinra_submission_needs_ene_labels():
     assert check_output_format("auto", ["1.1", "1.4.6"], "ckpt") == "shinra"
     assert check_output_format("auto", ["sports", "news"], "ckpt") == "simple"
     assert check_output_format("simple", ["1.1"], "ckpt") == "simple"
+    assert check_output_format("auto", ["0", "1"], "ckpt") == "simple"  # ids of ENE's top level, not SHINRA's
+    with pytest.raises(TrainingError, match=r"\('0' など\)"):
+        check_output_format("shinra", ["0", "1"], "ckpt")
     with pytest.raises(TrainingError, match=r"ckpt: このモデルのラベル \('sports' など\) は ENE の ID ではない"):
         check_output_format("shinra", ["1.1", "sports"], "ckpt")

@@ -326,7 +326,12 @@ class Board:
             raise BoardError(f"正解ファイルを読めません: {config.gold_path} ({e.strerror})") from e
         if digest != config.gold_sha256:
             raise BoardError(f"正解ファイルが作成時から変わっています: {config.gold_path}")
-        return load_gold(config.gold_path, label_space=config.label_space)
+        gold = load_gold(config.gold_path, label_space=config.label_space)
+        if config.label_space == "auto" and gold.form == "simple" and gold.label_space == "ene":
+            # A board from before the label space was stored: its scores were made
+            # with any labels on simple-form gold, and so are the next ones.
+            gold = load_gold(config.gold_path, label_space="any")
+        return gold
 
     # submitting
 
@@ -468,6 +473,7 @@ def _record(row: sqlite3.Row) -> SubmissionRecord:
 
 def _new_config(gold_path: str | Path, settings: dict) -> BoardConfig:
     gold = load_gold(gold_path, label_space=settings["label_space"])
+    settings = {**settings, "label_space": gold.label_space}  # as decided now: every submission the same
     config = BoardConfig(gold_path=str(Path(gold_path).resolve()),
                          gold_sha256=file_sha256(gold_path), **settings)
     _check_split_nonempty(gold, config)

@@ -9,7 +9,8 @@ Two line formats are read, for gold and submission alike:
 Micro-F1 counts (page, label) pairs summed over all gold pages:
 F1 = 2·TP / ((TP+FP) + (TP+FN)), reported ×100. A gold page that the submission
 leaves out counts as predicting IGNORED (ENE ``9``), as the official SHINRA scorer
-does; with non-ENE labels it counts as predicting nothing.
+does; with non-ENE labels it counts as predicting nothing. Gold in the SHINRA form,
+or in the simple form with only ENE ids as labels, is the SHINRA task (ENE labels).
 
 The gold file is held in memory (page id -> label set); the submission is streamed
 line by line, so its size does not matter. Either file may be gzipped.
@@ -439,10 +440,9 @@ def _resolve_label_space(label_space: str, form: str | None) -> str:
 
 
 def _only_ene_ids(gold: dict[str, frozenset[str]], hierarchy: ene.Hierarchy | None) -> bool:
-    """Whether every gold label is an ENE v9 id (simple-form gold written by
+    """Whether the gold labels are SHINRA's ENE ids (simple-form gold written by
     `bert-workshop data` from SHINRA pages: scored as the SHINRA task)."""
-    labels = set().union(*set(gold.values()))  # the label sets are interned: few to join
-    return bool(labels) and labels <= (hierarchy or ene.default_hierarchy()).ids()
+    return ene.is_ene_label_set(set().union(*set(gold.values())), hierarchy)  # interned sets: few to join
 
 
 def load_gold(path: str | Path, *, label_space: str = "auto",
