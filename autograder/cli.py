@@ -124,7 +124,8 @@ def add_score_command(sub) -> None:
     p = sub.add_parser("score", help="予測を正解と比べて micro-F1 を出す (リーダーボードの採点器)",
                        description="提出にない正解ページは IGNORED (ENE 9) と予測したものとして数えます "
                                    "(森羅の公式採点と同じ)。正解にないページ、重複したページ、読めない行は、"
-                                   "ファイル名・行・フィールドを示してすべて報告し、採点しません。")
+                                   "ファイル名・行・フィールドを示してすべて報告し、採点しません。"
+                                   "結果は日本語のまとめを標準エラーに、JSON を標準出力に書きます。")
     p.add_argument("gold", help="正解ファイル (森羅の HAND.* 形式か {page_id,labels})")
     p.add_argument("prediction", help="予測ファイル (森羅の AUTO.* 形式か {page_id,labels})")
     add_label_space_options(p)
@@ -201,13 +202,17 @@ def main(argv=None) -> int:
     except torch.cuda.OutOfMemoryError:  # (newer torch also names it torch.OutOfMemoryError)
         print(f"エラー: {pipeline.out_of_memory_advice(args)}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `bert-workshop score … | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # what is left to flush goes nowhere
+        return 0
     except (ValueError, TrainingError, OSError, pickle.UnpicklingError) as e:
         if os.environ.get("BERT_WORKSHOP_TRACEBACK"):
             raise
         print(f"エラー: {error_message(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"\n中断しました。{pipeline.resume_advice(args)}", file=sys.stderr)
+        print(f"\n中断しました。{pipeline.resume_advice(args, sys.argv[1:] if argv is None else argv)}",
+              file=sys.stderr)
         return 130
 
 

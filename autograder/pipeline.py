@@ -26,10 +26,17 @@ def say(message: str) -> None:
     tqdm.write(message, file=sys.stderr)
 
 
+def program() -> str:
+    """The command as the user typed it (.venv/bin/bert-workshop works without an
+    activated venv); bert-workshop when run as python -m autograder.cli."""
+    typed = sys.argv[0] if sys.argv else ""
+    return shlex.quote(typed) if os.path.basename(typed) == "bert-workshop" else "bert-workshop"
+
+
 def suggest_next(*commands: list) -> None:
     """The next step of the main job, as commands that can be pasted (CAPITALS: fill in)."""
     for i, words in enumerate(commands):
-        line = "bert-workshop " + " ".join(shlex.quote(str(w)) for w in words)
+        line = program() + " " + " ".join(shlex.quote(str(w)) for w in words)
         say(("次は: " if i == 0 else "  または: ") + line)
 
 
@@ -77,13 +84,18 @@ def check_predict_paths(input_path, output_path) -> None:
                           path=output_path)
 
 
-def resume_advice(args) -> str:
-    """After Ctrl-C: whether this command can go on from where it stopped."""
-    if getattr(args, "command", None) != "train":
+def resume_advice(args, argv: list[str]) -> str:
+    """After Ctrl-C: whether this command can go on from where it stopped (argv: its arguments)."""
+    command = getattr(args, "command", None)
+    if command == "pretrain" and not (Path(args.out) / "config.json").is_file():
+        return "モデルは保存されていません"
+    if command != "train":
         return ""
     state = Path(args.out) / "last" / "state.pt"
     if state.is_file():
-        return f"--resume で、最後に保存した状態 ({state}) から再開できます"
+        again = " ".join(shlex.quote(str(w)) for w in argv if w != "--resume")
+        return (f"最後に保存した状態 ({state}) から再開できます:\n"
+                f"次は: {program()} {again} --resume")
     return ("再開用の状態は保存されていません (最初のステップより前に止まったか、2 回目の Ctrl-C で保存せずに"
             "止まりました。状態は Ctrl-C のとき、--save-every ステップごと、エポックの終わりに保存します)")
 
@@ -193,18 +205,26 @@ def run_predict(args) -> int:
     return 0
 
 
-def score(gold, prediction, label_space: str = "auto") -> dict:
+def score_report(gold, prediction, label_space: str = "auto"):
+    """The leaderboard scorer's ScoreReport; files with errors are a DataError."""
     from .leaderboard.scorer import InvalidInput, score_files
 
     try:
-        return score_files(gold, prediction, label_space=label_space).to_dict()
+        return score_files(gold, prediction, label_space=label_space)
     except InvalidInput as e:
         raise D.DataError(str(e)) from None
 
 
+def score(gold, prediction, label_space: str = "auto") -> dict:
+    return score_report(gold, prediction, label_space).to_dict()
+
+
 def run_score(args) -> int:
-    report = score(args.gold, args.prediction, args.label_space)
-    print(json.dumps(report, ensure_ascii=False, indent=2))
+    from .leaderboard.render import format_score_report
+
+    report = score_report(args.gold, args.prediction, args.label_space)
+    say(format_score_report(report).rstrip("\n"))  # for people; the JSON on stdout for programs
+    print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
     return 0
 
 

@@ -157,7 +157,8 @@ def resolve_checkpoint(name_or_path: str | Path) -> Path:
     path = Path(name_or_path)
     if path.is_dir():
         return path
-    if path.exists() or str(name_or_path).startswith((".", "/")) or str(name_or_path).count("/") != 1:
+    local = str(name_or_path).startswith((".", "/")) or str(name_or_path).count("/") != 1 or path.parent.is_dir()
+    if path.exists() or local:  # (runs/ft is a folder here, not the model id "runs/ft")
         raise CheckpointError(f"{name_or_path}: チェックポイントのディレクトリが見つかりません")
     from huggingface_hub import snapshot_download
 
@@ -194,6 +195,8 @@ def load_model(name_or_path, model_class=BertModel, *, labels=None, multi_label=
     directory = resolve_checkpoint(name_or_path)
     config_path = directory / "config.json"
     if not config_path.exists():
+        if (directory / "best" / "config.json").is_file():  # train's --out instead of its best/
+            raise CheckpointError(f"{directory}: train の出力フォルダです。その中の {directory / 'best'} を指定してください")
         raise CheckpointError(f"{directory}: config.json がありません (Hugging Face 形式ではありません)")
     config = BertConfig.load(config_path)
     # A classifier fine-tuned for other labels: keep its encoder, start a new classifier.

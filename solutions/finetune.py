@@ -155,6 +155,11 @@ def finetune(train_records, dev_records, checkpoint, out_dir, settings: Finetune
     device = dist.device
 
     state = T.load_state(state_path) if resume else None
+    if state:
+        print(f"再開: {state_path} のステップ {state['step']} から続けます", file=sys.stderr)
+    elif state_path.is_file():
+        print(f"注意: {state_path} に前の学習の状態があります。今回は最初から学習して上書きします"
+              " (続きからなら --resume)", file=sys.stderr)
     labels = sorted({name for r in train_records for name in r.labels})
     if state:
         check_same_labels(labels, state["labels"], state_path)
@@ -221,6 +226,7 @@ def finetune(train_records, dev_records, checkpoint, out_dir, settings: Finetune
             done_in_epoch = step - epoch * steps_per_epoch
             model.train()
             bar = tqdm(batches[done_in_epoch:], desc=f"エポック {epoch + 1}/{settings.epochs}",
+                       initial=done_in_epoch, total=len(batches),  # a resumed epoch shows where it is
                        **({} if dist.is_main else {"disable": True}))  # TQDM_DISABLE still works
             for batch_idx in bar:
                 loss = train_step(trained, optimizer, scheduler, batch_idx, train_enc, train_y, settings, device,

@@ -171,6 +171,7 @@ def predict_file(checkpoint, records, output_path, *, output_format="auto", syst
         write_json_lines(output_path, counted(rows))
     if counter["pages"] == 0:  # an empty submission would only score 0 later
         Path(output_path).unlink(missing_ok=True)
-        raise DataError("予測できるページが 1 件もありませんでした (入力の警告を見てください)", path=output_path)
+        raise DataError(f"予測できるページが入力に 1 件もありませんでした (入力の警告を見てください)。"
+                        f"{output_path} は書いていません")
     print(f"{counter['pages']} ページの予測を {output_path} に書きました ({output_format} 形式)", file=sys.stderr)
     return {"pages": counter["pages"], "output": str(output_path), "format": output_format}

@@ -101,3 +101,16 @@ def test_a_missing_model_id_offline_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(CheckpointError, match="Hugging Face Hub"):
         load_model("nobody-here/no-such-bert")
+
+
+def test_a_wrong_checkpoint_folder_says_which_one_to_give(tmp_path, monkeypatch):
+    from solutions.checkpoints import resolve_checkpoint
+
+    (tmp_path / "runs/ft/best").mkdir(parents=True)
+    (tmp_path / "runs/ft/best/config.json").write_text("{}")
+    with pytest.raises(CheckpointError, match=r"train の出力フォルダです。その中の .*best を指定してください"):
+        load_model(tmp_path / "runs/ft")
+    monkeypatch.chdir(tmp_path)
+    # "runs/nothere" has the shape of a model id ("owner/name"), but runs/ is a folder here.
+    with pytest.raises(CheckpointError, match="runs/nothere: チェックポイントのディレクトリが見つかりません"):
+        resolve_checkpoint("runs/nothere")

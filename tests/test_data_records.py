@@ -262,3 +262,11 @@ def test_count_nonblank_lines_for_a_progress_total(tmp_path):
     packed.write_bytes(gzip.compress(plain.read_bytes())[:-12])  # cut: the reader will say where
     assert count_nonblank_lines(packed) is None
     assert count_nonblank_lines(tmp_path / "missing.jsonl") is None
+
+
+def test_a_broken_json_line_says_why_without_the_line_end(tmp_path):
+    from solutions.data.records import parse_json_object
+
+    with pytest.raises(DataError) as info:
+        parse_json_object('{"page_id": "1", "text": "途中で\n', "p.jsonl", 3)
+    assert str(info.value) == "p.jsonl:3: JSON として読めません（26 文字目: Unterminated string starting）"

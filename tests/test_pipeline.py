@@ -200,11 +200,17 @@ def test_ctrl_c_in_the_train_command_says_how_to_resume(tmp_path, tiny_checkpoin
         if run_.poll() is None:
             os.killpg(run_.pid, signal.SIGKILL)
     assert run_.returncode == 130, stderr[-2000:]
-    assert "中断しました。--resume で、最後に保存した状態" in stderr
+    assert "中断しました。最後に保存した状態" in stderr
     saved = torch.load(tmp_path / "ft/last/state.pt")["step"]
     assert 0 < saved < 200 * 12
-    resumed = run(*args, "--resume", "--stop-after-steps", str(saved + 3))
+    # The command it suggests is this one with --resume, runnable as printed.
+    again = suggested(subprocess.CompletedProcess(args, 130, stderr=stderr), {})
+    assert again == [*map(str, args), "--resume"]
+    resumed = run(*again, "--stop-after-steps", str(saved + 3))
     assert torch.load(tmp_path / "ft/last/state.pt")["step"] == saved + 3, resumed.stderr[-2000:]
+    assert f"ステップ {saved} から続けます" in resumed.stderr
+    fresh = run(*args, "--stop-after-steps", "2")  # the same command without --resume starts over: said
+    assert "前の学習の状態があります。今回は最初から学習して上書きします" in fresh.stderr
 
 
 def test_a_failed_save_keeps_the_previous_state_and_resume_works(tmp_path, tiny_checkpoint, demo_records, monkeypatch):
@@ -327,7 +333,7 @@ def test_predict_with_no_usable_page_fails_and_hints_at_the_dump(tmp_path, demo_
     inputs.write_text("".join(json.dumps({"page_id": str(i), "title": "t"}) + "\n" for i in range(30)))
     result = run("predict", "--checkpoint", ckpt, "--input", inputs, "--output", tmp_path / "p.jsonl",
                  "--device", "cpu", check=False)
-    assert result.returncode == 2 and "予測できるページが 1 件もありません" in result.stderr
+    assert result.returncode == 2 and "予測できるページが入力に 1 件もありませんでした" in result.stderr
     assert "--dump" in result.stderr and "ほかに 10 行" in result.stderr and result.stderr.count("警告:") == 22
     assert not (tmp_path / "p.jsonl").exists()
 
@@ -397,8 +403,10 @@ def test_each_step_suggests_a_next_command_that_runs(tmp_path, tiny_checkpoint):
     submission = tmp_path / "submission.jsonl"
     step = run(*suggested(step, {"PAGES.jsonl": str(data / "dev.jsonl"), "submission.jsonl": str(submission)}),
                "--device", "cpu")
-    report = json.loads(run(*suggested(step, {"GOLD.jsonl": str(data / "dev.jsonl")})).stdout)
+    scored = run(*suggested(step, {"GOLD.jsonl": str(data / "dev.jsonl")}))
+    report = json.loads(scored.stdout)
     assert report["pages"] == len(list(read_jsonl(data / "dev.jsonl"))) and report["label_space"] == "ene"
+    assert f"Micro-F1: {report['f1']:.4f}" in scored.stderr  # the summary for people
     run(*suggested(step, {"TEAM": "チームA"}, which=1), "--db", tmp_path / "lb.sqlite3", "--gold", data / "dev.jsonl")
     assert "チームA" in run("leaderboard", "show", "--db", tmp_path / "lb.sqlite3").stdout
 

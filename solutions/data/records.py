@@ -118,11 +118,11 @@ def _decode_line(raw: bytes, path, line_number: int) -> str:
 def parse_json_object(line: str, path, line_number: int) -> dict:
     """Parse one JSONL line into a dict, or raise a ``DataError`` that says why not."""
     try:
-        value = json.loads(line)
+        value = json.loads(line.rstrip("\r\n"))  # the line's own end is not part of its JSON
     except json.JSONDecodeError as e:
         cut = "行が途中で切れています。" if not line.endswith("\n") else ""
         raise DataError(
-            f"{cut}JSON として読めません（{e.msg}、{e.colno} 文字目）", path=path, line=line_number
+            f"{cut}JSON として読めません（{e.colno} 文字目: {e.msg.removesuffix(' at')}）", path=path, line=line_number
         ) from None
     if not isinstance(value, dict):
         raise DataError(
