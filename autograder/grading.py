@@ -39,7 +39,8 @@ It runs in an IPython kernel started by ``autograder/grading_kernel.py``:
 - with Linux user namespaces (most distributions allow them; ``summary.json``
   says ``isolation: namespaces``), the course with the hidden tests and
   every worker's gradebook, the output folder, the submissions, the other
-  kernels' scratch folders, ``solutions/`` and ``autograder/`` are covered by
+  kernels' scratch folders, the folders of other autograde runs on the
+  machine, ``solutions/`` and ``autograder/`` are covered by
   empty read-only mounts that the kernel cannot remove; it cannot look into
   other processes through /proc either;
 - ``import solutions`` / ``import autograder`` fail; the environment is

@@ -15,7 +15,8 @@ Stage 1 (``python -I grading_kernel.py -f CONNECTION_FILE``):
    namespaces, enters a private user + mount namespace and mounts an empty
    read-only tmpfs over every folder in ``BW_HIDE`` (the nbgrader course with
    the hidden tests and the gradebook, the output folder, the submissions,
-   ``solutions/`` and ``autograder/``). A second user namespace then locks
+   ``solutions/`` and ``autograder/``), and over the folders of other
+   autograde runs on the machine. A second user namespace then locks
    those mounts: the kernel cannot unmount them, and it cannot reach other
    processes' views through /proc (ptrace across user namespaces is refused);
 3. re-executes Python (stage 2, this file's code passed with ``-c``) so the
@@ -30,10 +31,12 @@ starts ipykernel.
 from __future__ import annotations
 
 import ctypes
+import glob
 import os
 import resource
 import shutil
 import sys
+import tempfile
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUSER = 0x10000000
@@ -87,10 +90,16 @@ def hide_folders(folders: list[str]) -> None:
     _enter_user_namespace(libc, uid, gid)
 
 
+def other_grading_runs(cwd: str) -> list[str]:
+    """The folders of other autograde runs on this machine (their courses with the
+    hidden tests, gradebooks and students' notebooks), all but the scratch folder
+    this kernel works in: hidden too. (A run that starts after this kernel is not.)"""
+    pattern = os.path.join(tempfile.gettempdir(), "bw-grade-*")
+    return [f for f in sorted(glob.glob(pattern)) if os.path.isdir(f) and not (cwd + os.sep).startswith(f + os.sep)]
+
+
 def probe() -> str:
     """'namespaces' if folders can be hidden here, else 'none' (tried in a child process)."""
-    import tempfile
-
     folder = tempfile.mkdtemp(prefix="bw-probe-")
     with open(os.path.join(folder, "secret"), "w") as f:
         f.write("x")
@@ -135,6 +144,7 @@ def stage1(argv: list[str]) -> None:
     os.chmod(local, 0o600)
     argv = argv[:i] + [local] + argv[i + 1:]
     folders = [f for f in os.environ.get("BW_HIDE", "").split(os.pathsep) if f]
+    folders += other_grading_runs(os.getcwd())
     with open(os.path.abspath(__file__), encoding="utf-8") as f:
         code = f.read()  # stage 2 runs from memory: this file's folder may be hidden below
     if folders and os.environ.get("BW_NAMESPACES", "1") == "1":

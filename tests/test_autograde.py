@@ -6,6 +6,7 @@ import copy
 import json
 import os
 import shutil
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -266,8 +267,14 @@ def test_every_robustness_case_gets_a_status_and_a_reason(tmp_path, course):
     out = tmp_path / "out"
     cases = robustness_class(course, tmp_path / "in", out)
     inputs = [tmp_path / "in" / "nbgrader", tmp_path / "in" / "flat", tmp_path / "in" / "zipped.zip"]
-    summary = autograde(inputs, out, ["01_basics"], course=course, workers=2, cell_timeout=8,
-                        notebook_timeout=45, memory_limit="3G")
+    other_run = Path(tempfile.mkdtemp(prefix="bw-grade-"))  # another class being graded on this machine
+    (other_run / "course" / "source").mkdir(parents=True)
+    (other_run / "course" / "gradebook.db").write_bytes(b"")
+    try:
+        summary = autograde(inputs, out, ["01_basics"], course=course, workers=2, cell_timeout=8,
+                            notebook_timeout=45, memory_limit="3G")
+    finally:
+        shutil.rmtree(other_run)
     rows = {r["student"]: r for r in read_csv(out / "grades.csv")}
     assert set(rows) == set(cases)
     for student, (status, score, words) in cases.items():
