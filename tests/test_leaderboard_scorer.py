@@ -464,6 +464,18 @@ def test_workshop_score_command_has_the_label_options(tmp_path, capsys):
     assert plain["label_space"] == "any" and plain["fp"] == 0 and plain["fn"] == 1
 
 
+def test_a_prediction_with_no_label_in_common_with_the_gold_is_pointed_out(tmp_path, capsys):
+    from autograder import cli as workshop_cli
+
+    gold = write_simple(tmp_path / "dev.jsonl", {"1": ["sports"], "2": ["news"]})
+    names = write_simple(tmp_path / "ids.jsonl", {"1": ["1.1"], "2": ["1.2"]})  # ids against names
+    assert workshop_cli.main(["score", str(gold), str(names)]) == 0
+    assert "正解と一致した予測ラベルが 1 つもありません" in capsys.readouterr().err
+    right = write_simple(tmp_path / "right.jsonl", {"1": ["sports"], "2": ["sports"]})
+    assert workshop_cli.main(["score", str(gold), str(right)]) == 0
+    assert "1 つもありません" not in capsys.readouterr().err
+
+
 def test_cli_help_explains_missing_pages(capsys):
     with pytest.raises(SystemExit):
         cli.main(["score", "--help"])

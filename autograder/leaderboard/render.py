@@ -210,6 +210,9 @@ def format_score_report(report: ScoreReport, hierarchy: ene.Hierarchy | None = N
     if report.missing_pages:
         missing_as = "IGNORED (9) と予測" if report.label_space == "ene" else "ラベルなしと予測"
         lines.append(f"提出になかったページ: {report.missing_pages} ({missing_as}したものとして採点)")
+    if report.tp == 0 and report.fp > 0:  # labels written another way (ids against names, …)?
+        lines.append("注意: 正解と一致した予測ラベルが 1 つもありません。"
+                     "正解と提出で、ラベルの書き方 (ENE の ID か名前か、など) が同じか確かめてください")
     if report.by_top_level:
         lines += ["", "トップレベルの ENE クラス別:", _group_table(report.by_top_level, hierarchy)]
     return "\n".join(lines) + "\n"
