@@ -33,11 +33,15 @@ def program() -> str:
     return shlex.quote(typed) if os.path.basename(typed) == "bert-workshop" else "bert-workshop"
 
 
+def command_line(words) -> str:
+    """A command of this program that can be pasted into a shell."""
+    return " ".join([program(), *(shlex.quote(str(w)) for w in words)])
+
+
 def suggest_next(*commands: list) -> None:
     """The next step of the main job, as commands that can be pasted (CAPITALS: fill in)."""
     for i, words in enumerate(commands):
-        line = program() + " " + " ".join(shlex.quote(str(w)) for w in words)
-        say(("次は: " if i == 0 else "  または: ") + line)
+        say(("次は: " if i == 0 else "  または: ") + command_line(words))
 
 
 def read_dataset(path, *, require_labels: bool) -> list:
@@ -93,9 +97,8 @@ def resume_advice(args, argv: list[str]) -> str:
         return ""
     state = Path(args.out) / "last" / "state.pt"
     if state.is_file():
-        again = " ".join(shlex.quote(str(w)) for w in argv if w != "--resume")
-        return (f"最後に保存した状態 ({state}) から再開できます:\n"
-                f"次は: {program()} {again} --resume")
+        again = command_line([*(w for w in argv if w != "--resume"), "--resume"])
+        return f"最後に保存した状態 ({state}) から再開できます:\n次は: {again}"
     return ("再開用の状態は保存されていません (最初のステップより前に止まったか、2 回目の Ctrl-C で保存せずに"
             "止まりました。状態は Ctrl-C のとき、--save-every ステップごと、エポックの終わりに保存します)")
 
