@@ -161,7 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     use_japanese_messages()  # before the parsers are made: their headings are translated then
     parser = argparse.ArgumentParser(
         prog="bert-workshop",
-        description="BERT ワークショップ: データ準備、事前学習、ファインチューニング、予測、採点、リーダーボード")
+        description="BERT ワークショップ: データ準備、事前学習、ファインチューニング、予測、採点、リーダーボード",
+        epilog="終了コード: 0 成功 / 1 ファイル・チェックポイント・デバイスの問題で止まった / 2 使い方の誤り / "
+               "130 Ctrl-C で中断")
     sub = parser.add_subparsers(dest="command", required=True)
     add_data_commands(sub)
     add_pretrain_command(sub)
@@ -193,15 +195,22 @@ def show_warning(message, category, filename, lineno, file=None, line=None) -> N
     tqdm.write(text, file=file or sys.stderr)
 
 
+EXIT_FAILED = 1  # a file, a checkpoint or the device stopped the command (2: a usage error, from argparse)
+
+
 def main(argv=None) -> int:
-    args = parse(build_parser(), argv)
+    try:
+        args = parse(build_parser(), argv)  # (imports the graders' modules: Ctrl-C may come here)
+    except KeyboardInterrupt:
+        print("\n中断しました。", file=sys.stderr)
+        return 130
     try:
         with warnings.catch_warnings():
             warnings.showwarning = show_warning
             return args.func(args) or 0
     except torch.cuda.OutOfMemoryError:  # (newer torch also names it torch.OutOfMemoryError)
         print(f"エラー: {pipeline.out_of_memory_advice(args)}", file=sys.stderr)
-        return 2
+        return EXIT_FAILED
     except BrokenPipeError:  # `bert-workshop score … | head`: the reader has all it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # what is left to flush goes nowhere
         return 0
@@ -209,7 +218,7 @@ def main(argv=None) -> int:
         if os.environ.get("BERT_WORKSHOP_TRACEBACK"):
             raise
         print(f"エラー: {error_message(e)}", file=sys.stderr)
-        return 2
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print(f"\n中断しました。{pipeline.resume_advice(args, sys.argv[1:] if argv is None else argv)}",
               file=sys.stderr)

@@ -373,7 +373,7 @@ def run_autograde(args) -> int:
                             keep_work=args.keep_work, progress=not args.quiet, fresh=args.fresh)
     except (GradingError, FileNotFoundError, zipfile.BadZipFile) as e:
         print(f"エラー: {e}", file=sys.stderr)
-        return 2
+        return 1
     print(f"{len(summary.rows)} 件の提出 ({summary.graded} 件を実行) を {summary.seconds:.0f} 秒で採点しました "
           f"(ワーカー {summary.workers}、隔離: {summary.isolation})", file=sys.stderr)
     for status, n in summary.counts().items():

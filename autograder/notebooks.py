@@ -583,7 +583,7 @@ def run_release(args) -> int:
             print(f"採点用パッケージを {args.bundle} に書きました", file=sys.stderr)
     except NotebookSourceError as e:
         print(f"エラー: {e}", file=sys.stderr)
-        return 2
+        return 1
     return 0
 
 

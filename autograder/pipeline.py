@@ -56,9 +56,10 @@ def read_dataset(path, *, require_labels: bool) -> list:
     return records
 
 
-def stream_records(path, max_warnings: int = 20):
+def stream_records(path, max_warnings: int = 20, tally: dict | None = None):
     """Records one at a time for prediction; a bad line is reported (the first
-    max_warnings one by one, then a count) and skipped."""
+    max_warnings one by one, then a count) and skipped. tally["skipped"]: how
+    many lines were skipped so far."""
     skipped, no_text = 0, 0
     for item in D.iter_records_or_errors(path, require_labels=False):
         if isinstance(item, D.Record):
@@ -68,6 +69,8 @@ def stream_records(path, max_warnings: int = 20):
             say(f"警告: {item}")
             continue
         skipped += 1
+        if tally is not None:
+            tally["skipped"] = skipped
         no_text += item.field == "text"
         if skipped <= max_warnings:
             say(f"警告: {item} (このページは予測しません)")
@@ -196,13 +199,17 @@ def run_train(args) -> int:
 
 def run_predict(args) -> int:
     check_predict_paths(args.input, args.output)
+    tally = {"skipped": 0}
     if args.dump:
         records, count = D.read_shinra_inputs(args.input, args.dump), partial(D.count_input_pages, args.input)
     else:
-        records, count = stream_records(args.input), partial(D.count_nonblank_lines, args.input)
+        records, count = stream_records(args.input, tally=tally), partial(D.count_nonblank_lines, args.input)
     predict_file(args.checkpoint, records, args.output, output_format=args.format, system=args.system,
                  batch_size=args.batch_size, max_length=args.max_length, device=args.device,
                  threshold=args.threshold, windows=args.windows, unpad=args.unpad, count_pages=count)
+    if tally["skipped"]:
+        say(f"注意: 入力の {tally['skipped']} 行は読めなかったので予測していません (上の警告)。"
+            "採点では、提出にないページは IGNORED (ENE 9) か「ラベルなし」と予測したものとして数えます")
     suggest_next(["score", "GOLD.jsonl", args.output],
                  ["leaderboard", "submit", "--team", "TEAM", args.output])
     return 0

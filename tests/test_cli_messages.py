@@ -75,3 +75,35 @@ def test_a_warning_of_ours_while_a_command_runs_is_a_plain_message(tmp_path, mon
     assert cli.main(["score", "gold.jsonl", "sub.jsonl"]) == 0
     err = capsys.readouterr().err
     assert err.startswith(f"警告: {tmp_path / 'dump.json'}: 1 ページの本文がダンプにありません"), err
+
+
+def test_ctrl_c_while_the_command_starts_is_a_message_not_a_traceback(tmp_path):
+    """Ctrl-C in the first seconds, while torch is imported: the installed command
+    (autograder.entry) says it stopped and exits 130. A stand-in torch module
+    raises KeyboardInterrupt where the real import would be interrupted."""
+    (tmp_path / "torch.py").write_text("raise KeyboardInterrupt\n")
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": f"{tmp_path}:{ROOT}"}
+    done = subprocess.run([sys.executable, "-c", "import sys; from autograder.entry import main; sys.exit(main())",
+                           "score", "a", "b"], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 130, done.stderr
+    assert "中断しました" in done.stderr and "Traceback" not in done.stderr
+    entry = [line for line in (ROOT / "pyproject.toml").read_text().splitlines() if line.startswith("bert-workshop =")]
+    assert entry == ['bert-workshop = "autograder.entry:main"']  # the command goes through it
+
+
+def test_both_score_commands_refuse_a_broken_file_with_exit_status_1(tmp_path, capsys):
+    """`score` and `leaderboard score` share the scorer and its exit statuses:
+    1 for a file with errors (nothing scored), 2 for a usage error."""
+    from autograder.leaderboard import cli as board_cli
+
+    gold, broken = tmp_path / "gold.jsonl", tmp_path / "sub.jsonl"
+    gold.write_text('{"page_id": "1", "labels": ["a"]}\n{"page_id": "2", "labels": ["b"]}\n')
+    broken.write_text('{"page_id": "1", "labels": ["a"]}\n{"page_id": "2", "labels": "b"\n')
+    assert cli.main(["score", str(gold), str(broken)]) == 1
+    assert f"{broken}:2" in capsys.readouterr().err
+    assert board_cli.main(["score", str(gold), str(broken)]) == 1
+    assert f"{broken}:2" in capsys.readouterr().err
+    for run in (cli.main, board_cli.main):
+        with pytest.raises(SystemExit) as info:
+            run(["score", str(gold)])
+        assert info.value.code == 2

@@ -275,7 +275,7 @@ def test_empty_dataset_and_mismatched_vocab_are_clear_errors(tmp_path, tiny_chec
     empty.write_text("")
     result = run("train", "--train", empty, "--dev", empty, "--checkpoint", tiny_checkpoint,
                  "--out", tmp_path / "x", check=False)
-    assert result.returncode == 2 and str(empty) in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 1 and str(empty) in result.stderr and "Traceback" not in result.stderr
 
     train, dev = small_split(demo_records)
     write_jsonl(tmp_path / "t.jsonl", train)
@@ -284,13 +284,13 @@ def test_empty_dataset_and_mismatched_vocab_are_clear_errors(tmp_path, tiny_chec
     save_model(model, broken, Tokenizer(train_vocab(["本日は晴天なり。"] * 3, 100)))
     result = run("train", "--train", tmp_path / "t.jsonl", "--dev", tmp_path / "t.jsonl", "--checkpoint", broken,
                  "--out", tmp_path / "y", "--device", "cpu", check=False)
-    assert result.returncode == 2 and "vocab" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 1 and "vocab" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_a_missing_file_is_a_clear_error(tmp_path, tiny_checkpoint):
     result = run("train", "--train", "/nonexistent.jsonl", "--dev", "/nonexistent.jsonl",
                  "--checkpoint", tiny_checkpoint, "--out", tmp_path / "z", check=False)
-    assert result.returncode == 2 and "/nonexistent.jsonl" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 1 and "/nonexistent.jsonl" in result.stderr and "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize("args, message", [
@@ -317,7 +317,7 @@ def test_predict_says_which_checkpoint_and_which_paths_it_needs(tmp_path, tiny_c
              ((pages, tmp_path), "フォルダです。出力するファイルの名前")]
     for (source, output), message in cases:
         result = run(*predict, "--input", source, "--output", output, check=False)
-        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+        assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
 
 
 def test_predict_with_no_usable_page_fails_and_hints_at_the_dump(tmp_path, demo_records):
@@ -333,7 +333,7 @@ def test_predict_with_no_usable_page_fails_and_hints_at_the_dump(tmp_path, demo_
     inputs.write_text("".join(json.dumps({"page_id": str(i), "title": "t"}) + "\n" for i in range(30)))
     result = run("predict", "--checkpoint", ckpt, "--input", inputs, "--output", tmp_path / "p.jsonl",
                  "--device", "cpu", check=False)
-    assert result.returncode == 2 and "予測できるページが入力に 1 件もありませんでした" in result.stderr
+    assert result.returncode == 1 and "予測できるページが入力に 1 件もありませんでした" in result.stderr
     assert "--dump" in result.stderr and "ほかに 10 行" in result.stderr and result.stderr.count("警告:") == 22
     assert not (tmp_path / "p.jsonl").exists()
 
@@ -497,8 +497,27 @@ def test_running_out_of_gpu_memory_says_what_to_change(tmp_path, demo_records, m
                         "--batch-size", "48", "--max-length", "384"]}[command]
     monkeypatch.setattr(pipeline, {"train": "finetune", "pretrain": "pretrain", "predict": "predict_file"}[command],
                         out_of_memory)
-    assert cli.main([str(a) for a in args]) == 2
+    assert cli.main([str(a) for a in args]) == 1
     err = capsys.readouterr().err
     assert err.startswith("エラー: GPU のメモリが足りません") and "Traceback" not in err
     assert "--batch-size を小さく" in err and "いま 48" in err and "いま 384" in err
     assert ("--resume は保存したときの設定で続ける" in err) == (command == "train")
+
+
+def test_predict_ends_by_counting_the_lines_it_could_not_read(tmp_path, demo_records):
+    """The last words of predict: the pages written, then the input lines left out."""
+    ckpt = tmp_path / "ckpt"
+    tokenizer = Tokenizer(train_vocab([r.text for r in demo_records], 800))
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=64, labels=["a", "b"])
+    save_model(BertForSequenceClassification(config), ckpt, tokenizer)
+    pages = tmp_path / "pages.jsonl"
+    write_jsonl(pages, demo_records[:3])
+    with pages.open("a") as f:
+        f.write('{"page_id": "x", "title": "t"\n{"title": "no id", "text": "本文"}\n')
+    result = run("predict", "--checkpoint", ckpt, "--input", pages, "--output", tmp_path / "p.jsonl",
+                 "--device", "cpu")
+    assert len((tmp_path / "p.jsonl").read_text().splitlines()) == 3
+    assert f"{pages}:4" in result.stderr and f"{pages}:5" in result.stderr
+    written = result.stderr.index("3 ページの予測を")
+    assert "入力の 2 行は読めなかったので予測していません" in result.stderr[written:]
