@@ -5,7 +5,7 @@ import json
 import sys
 from collections import Counter
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -142,6 +142,38 @@ def evaluate(model, encoded, records, labels, settings, device) -> tuple[float, 
     return f1, rows
 
 
+@dataclass
+class Run:
+    """One fine-tuning run: what its steps update, and what is saved to resume it."""
+    model: FastBertForSequenceClassification
+    trained: torch.nn.Module  # the model as the steps call it (compiled, or spread over GPUs)
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    settings: FinetuneSettings
+    state_path: Path
+    keeps_state: bool         # this process saves the state (the main one, unless --no-keep-state)
+    step: int = 0
+    best: dict = field(default_factory=lambda: {"dev_micro_f1": -1.0, "epoch": None})
+
+    def save(self) -> None:
+        """Everything --resume needs to go on as if nothing had stopped."""
+        if self.keeps_state:
+            T.save_state(self.state_path, model=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
+                         scheduler=self.scheduler.state_dict(), scaler=self.scaler.state_dict(), step=self.step,
+                         best=self.best, rng=T.rng_state(), labels=self.model.config.labels,
+                         multi_label=self.model.config.multi_label, settings=asdict(self.settings))
+
+    def restore(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler") and self.scaler.is_enabled():  # saved under fp16 (a disabled scaler saves {})
+            self.scaler.load_state_dict(state["scaler"])
+        self.step, self.best = state["step"], state["best"]
+        T.set_rng_state(state["rng"])
+
+
 def finetune(train_records, dev_records, checkpoint, out_dir, settings: FinetuneSettings,
              resume: bool = False, dev_source: str = "dev") -> dict:
     """Fine-tune and keep the best checkpoint (by dev micro-F1) in out_dir/best."""
@@ -150,121 +182,52 @@ def finetune(train_records, dev_records, checkpoint, out_dir, settings: Finetune
     state_path, log_path = out_dir / "last" / "state.pt", out_dir / "metrics.jsonl"
     if settings.windows < 1:
         raise T.TrainingError(f"--windows は 1 以上です ({settings.windows})")
-    device = T.pick_device(settings.device)
-    dist = T.Distributed(device)
+    dist = T.Distributed(T.pick_device(settings.device))
     device = dist.device
 
-    state = T.load_state(state_path) if resume else None
-    if state:
-        print(f"再開: {state_path} のステップ {state['step']} から続けます", file=sys.stderr)
-    elif state_path.is_file():
-        print(f"注意: {state_path} に前の学習の状態があります。今回は最初から学習して上書きします"
-              " (続きからなら --resume)", file=sys.stderr)
     labels = sorted({name for r in train_records for name in r.labels})
+    state = saved_state(state_path, resume)
     if state:
-        check_same_labels(labels, state["labels"], state_path)
-        warn_ignored_settings(settings, state["settings"])
-        settings = FinetuneSettings(**{**state["settings"], "stop_after_steps": settings.stop_after_steps})
+        settings = resumed_settings(settings, state, labels, state_path)
         multi_label = state["multi_label"]
     else:
-        multi_label = settings.multi_label
-        several = sum(len(r.labels) > 1 for r in train_records)
-        if multi_label is None and several:
-            print(f"注意: 複数のラベルを持つページが {several} 件あるので、複数ラベル分類にします"
-                  " (単一ラベルにするなら --no-multi-label)", file=sys.stderr)
-        elif multi_label is False and several:
-            print(f"注意: 単一ラベル分類なので、複数のラベルを持つ {several} 件のページは最初のラベルで学習します",
-                  file=sys.stderr)
-        multi_label = bool(several) if multi_label is None else multi_label
+        multi_label = choose_multi_label(settings.multi_label, train_records)
         log_path.unlink(missing_ok=True)
     warn_unseen_labels(dev_records, labels, dev_source)
-
-    directory = resolve_checkpoint(checkpoint)
-    tokenizer = Tokenizer.from_pretrained(directory)
-    torch.manual_seed(settings.seed)
-    model, _ = load_model(directory, FastBertForSequenceClassification, labels=labels, multi_label=multi_label)
-    model.unpad = settings.unpad
-    check_vocab(tokenizer, model, directory)
-    settings.max_length = fit_max_length(settings.max_length, model.config)
-    model.config.windows = settings.windows  # saved with the model: predict reads pages the same way
+    model, tokenizer = load_classifier(checkpoint, labels, multi_label, settings)
     model.to(device)
 
     cache = out_dir / "cache"
     train_enc = encode_records(tokenizer, train_records, settings.max_length, cache, WORKERS, settings.windows)
     dev_enc = encode_records(tokenizer, dev_records, settings.max_length, cache, WORKERS, settings.windows)
     train_y = targets(train_records, labels, multi_label)[train_enc["record"]]  # each window, its page's labels
-
     lengths = [len(x) for x in train_enc["input_ids"]]
     steps_per_epoch = len(dist.shard(length_bucketed_batches(lengths, settings.batch_size, seed=settings.seed)))
     total_steps = steps_per_epoch * settings.epochs
-    trained = dist.wrap(T.compile_layers(model, dynamic=True) if settings.compile else model)
-    optimizer = T.make_optimizer(model, settings.lr, settings.weight_decay, device)
-    scheduler = T.make_scheduler(optimizer, T.warmup_steps_for(total_steps, settings.warmup_ratio), total_steps)
-    scaler = T.grad_scaler(device)
-
-    step, best = 0, {"dev_micro_f1": -1.0, "epoch": None}
+    run = start_run(model, settings, total_steps, dist, state_path)
     if state:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if state.get("scaler") and scaler.is_enabled():  # saved under fp16 (a disabled scaler saves {})
-            scaler.load_state_dict(state["scaler"])
-        step, best = state["step"], state["best"]
-        T.set_rng_state(state["rng"])
-
-    def save(epoch_done: bool):
-        if dist.is_main and settings.keep_state:
-            T.save_state(state_path, model=model.state_dict(), optimizer=optimizer.state_dict(),
-                         scheduler=scheduler.state_dict(), scaler=scaler.state_dict(), step=step, best=best,
-                         rng=T.rng_state(), labels=labels, multi_label=multi_label, settings=asdict(settings))
+        run.restore(state)
 
     start = time.time()
     stopped = False
     with T.stop_between_steps(enabled=dist.world_size == 1) as interrupted:
-        for epoch in range(step // steps_per_epoch, settings.epochs):
+        for epoch in range(run.step // steps_per_epoch, settings.epochs):
             batches = dist.shard(length_bucketed_batches(lengths, settings.batch_size, seed=settings.seed + epoch))
-            done_in_epoch = step - epoch * steps_per_epoch
-            model.train()
-            bar = tqdm(batches[done_in_epoch:], desc=f"エポック {epoch + 1}/{settings.epochs}",
-                       initial=done_in_epoch, total=len(batches),  # a resumed epoch shows where it is
-                       **({} if dist.is_main else {"disable": True}))  # TQDM_DISABLE still works
-            for batch_idx in bar:
-                loss = train_step(trained, optimizer, scheduler, batch_idx, train_enc, train_y, settings, device,
-                                  scaler)
-                step += 1
-                if step % 10 == 0 or step == 1:  # reading the loss waits for the GPU: not at every step
-                    loss = loss.item()
-                    bar.set_postfix(loss=f"{loss:.4f}", refresh=False)  # drawn at tqdm's pace
-                    if dist.is_main:
-                        T.append_log(log_path, {"step": step, "epoch": epoch + 1, "loss": loss,
-                                                "lr": scheduler.get_last_lr()[0]})
-                action = after_step(step, steps_per_epoch, settings, interrupted.is_set())
-                if action:
-                    save(False)
-                if action == "interrupt":
-                    raise KeyboardInterrupt
-                if action == "stop":
-                    stopped = True
-                    break
+            stopped = train_epoch(run, epoch, batches, steps_per_epoch, (train_enc, train_y), device, log_path,
+                                  interrupted, is_main=dist.is_main)
             if stopped:
                 break
             if dist.is_main:
-                f1, rows = evaluate(model, dev_enc, dev_records, labels, settings, device)
-                T.append_log(log_path, {"step": step, "epoch": epoch + 1, "dev_micro_f1": f1})
-                print(f"エポック {epoch + 1}: dev micro-F1 = {f1:.2f}", file=sys.stderr)
-                if f1 > best["dev_micro_f1"]:
-                    best = {"dev_micro_f1": f1, "epoch": epoch + 1}
-                    save_model(model, out_dir / "best", tokenizer)
-                    write_json_lines(out_dir / "dev_predictions.jsonl", rows)  # the best model's answers
-            save(True)
-            if interrupted.is_set() and step < total_steps:  # at an epoch's end: after its evaluation and state
+                evaluate_epoch(run, epoch, dev_enc, dev_records, device, out_dir, tokenizer, log_path)
+            run.save()
+            if interrupted.is_set() and run.step < total_steps:  # at an epoch's end: after its evaluation and state
                 raise KeyboardInterrupt
             dist.barrier()
-            if settings.stop_after_steps and step >= settings.stop_after_steps:
-                stopped = step < total_steps
+            if settings.stop_after_steps and run.step >= settings.stop_after_steps:
+                stopped = run.step < total_steps
                 break
 
-    summary = {"best": best, "steps": step, "total_steps": total_steps, "stopped_early": stopped,
+    summary = {"best": run.best, "steps": run.step, "total_steps": total_steps, "stopped_early": stopped,
                "seconds": round(time.time() - start, 1), "device": str(device),
                "checkpoint": str(out_dir / "best"), "dev_predictions": str(out_dir / "dev_predictions.jsonl"),
                "labels": len(labels), "multi_label": multi_label}
@@ -273,6 +236,103 @@ def finetune(train_records, dev_records, checkpoint, out_dir, settings: Finetune
         (out_dir / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2) + "\n")
     dist.close()
     return summary
+
+
+def saved_state(state_path: Path, resume: bool) -> dict | None:
+    """The state to go on from (--resume), or None; says which it is."""
+    state = T.load_state(state_path) if resume else None
+    if state:
+        print(f"再開: {state_path} のステップ {state['step']} から続けます", file=sys.stderr)
+    elif state_path.is_file():
+        print(f"注意: {state_path} に前の学習の状態があります。今回は最初から学習して上書きします"
+              " (続きからなら --resume)", file=sys.stderr)
+    return state
+
+
+def resumed_settings(given: FinetuneSettings, state: dict, labels: list[str], state_path) -> FinetuneSettings:
+    """A resumed run keeps its saved settings (only --stop-after-steps is new) and its labels."""
+    check_same_labels(labels, state["labels"], state_path)
+    warn_ignored_settings(given, state["settings"])
+    return FinetuneSettings(**{**state["settings"], "stop_after_steps": given.stop_after_steps})
+
+
+def choose_multi_label(multi_label: bool | None, records) -> bool:
+    """--multi-label / --no-multi-label, or (None) multi-label when some page has several labels."""
+    several = sum(len(r.labels) > 1 for r in records)
+    if multi_label is None and several:
+        print(f"注意: 複数のラベルを持つページが {several} 件あるので、複数ラベル分類にします"
+              " (単一ラベルにするなら --no-multi-label)", file=sys.stderr)
+    elif multi_label is False and several:
+        print(f"注意: 単一ラベル分類なので、複数のラベルを持つ {several} 件のページは最初のラベルで学習します",
+              file=sys.stderr)
+    return bool(several) if multi_label is None else multi_label
+
+
+def load_classifier(checkpoint, labels: list[str], multi_label: bool, settings: FinetuneSettings):
+    """The checkpoint's encoder with a new classifier (seeded) for these labels, and its tokenizer.
+    settings.max_length is cut to the model's positions."""
+    directory = resolve_checkpoint(checkpoint)
+    tokenizer = Tokenizer.from_pretrained(directory)
+    torch.manual_seed(settings.seed)
+    model, _ = load_model(directory, FastBertForSequenceClassification, labels=labels, multi_label=multi_label)
+    model.unpad = settings.unpad
+    check_vocab(tokenizer, model, directory)
+    settings.max_length = fit_max_length(settings.max_length, model.config)
+    model.config.windows = settings.windows  # saved with the model: predict reads pages the same way
+    return model, tokenizer
+
+
+def start_run(model, settings: FinetuneSettings, total_steps: int, dist: T.Distributed, state_path) -> Run:
+    """AdamW with warm-up then linear decay, on the model as the steps call it."""
+    trained = dist.wrap(T.compile_layers(model, dynamic=True) if settings.compile else model)
+    optimizer = T.make_optimizer(model, settings.lr, settings.weight_decay, dist.device)
+    scheduler = T.make_scheduler(optimizer, T.warmup_steps_for(total_steps, settings.warmup_ratio), total_steps)
+    return Run(model, trained, optimizer, scheduler, T.grad_scaler(dist.device), settings, state_path,
+               keeps_state=dist.is_main and settings.keep_state)
+
+
+def train_epoch(run: Run, epoch: int, batches: list, steps_per_epoch: int, data, device, log_path, interrupted,
+                is_main: bool = True) -> bool:
+    """One pass over `batches` (of data = (encoded windows, targets)), from where a
+    resumed run left off. True: stopped early (--stop-after-steps). Ctrl-C
+    (interrupted set) saves the state and raises KeyboardInterrupt. is_main: the
+    process that shows the progress and writes the log."""
+    encoded, y = data
+    settings = run.settings
+    done_in_epoch = run.step - epoch * steps_per_epoch
+    run.model.train()
+    bar = tqdm(batches[done_in_epoch:], desc=f"エポック {epoch + 1}/{settings.epochs}",
+               initial=done_in_epoch, total=len(batches),  # a resumed epoch shows where it is
+               **({} if is_main else {"disable": True}))  # TQDM_DISABLE still works
+    for batch_idx in bar:
+        loss = train_step(run.trained, run.optimizer, run.scheduler, batch_idx, encoded, y, settings, device,
+                          run.scaler)
+        run.step += 1
+        if run.step % 10 == 0 or run.step == 1:  # reading the loss waits for the GPU: not at every step
+            loss = loss.item()
+            bar.set_postfix(loss=f"{loss:.4f}", refresh=False)  # drawn at tqdm's pace
+            if is_main:
+                T.append_log(log_path, {"step": run.step, "epoch": epoch + 1, "loss": loss,
+                                        "lr": run.scheduler.get_last_lr()[0]})
+        action = after_step(run.step, steps_per_epoch, settings, interrupted.is_set())
+        if action:
+            run.save()
+        if action == "interrupt":
+            raise KeyboardInterrupt
+        if action == "stop":
+            return True
+    return False
+
+
+def evaluate_epoch(run: Run, epoch: int, dev_enc, dev_records, device, out_dir: Path, tokenizer, log_path) -> None:
+    """Dev micro-F1 after an epoch; a new best model goes to out_dir/best, with its dev answers."""
+    f1, rows = evaluate(run.model, dev_enc, dev_records, run.model.config.labels, run.settings, device)
+    T.append_log(log_path, {"step": run.step, "epoch": epoch + 1, "dev_micro_f1": f1})
+    print(f"エポック {epoch + 1}: dev micro-F1 = {f1:.2f}", file=sys.stderr)
+    if f1 > run.best["dev_micro_f1"]:
+        run.best = {"dev_micro_f1": f1, "epoch": epoch + 1}
+        save_model(run.model, out_dir / "best", tokenizer)
+        write_json_lines(out_dir / "dev_predictions.jsonl", rows)  # the best model's answers
 
 
 def after_step(step: int, steps_per_epoch: int, settings: FinetuneSettings, ctrl_c_pressed: bool) -> str | None:
