@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from autograder.leaderboard import board as board_module
-from autograder.leaderboard import cli
+from autograder.leaderboard import cli, render
 from autograder.leaderboard.board import (
     PRIVATE, PUBLIC, Board, BoardClosed, BoardError, RateLimited, SubmissionRecord,
     split_function)
@@ -200,6 +200,24 @@ def test_rejected_submission_does_not_count(tmp_path, board):
         board.submit("A", submission(tmp_path, "a", 1, 1), now=T0 + 10 + i)
 
 
+def test_a_broken_file_is_reported_before_the_limit(tmp_path, board):
+    sub = submission(tmp_path, "a", 1, 1)
+    for i in range(3):
+        board.submit("A", sub, now=T0 + i)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"page_id": "nope"}\n')
+    with pytest.raises(InvalidSubmission) as refused:  # not RateLimited: the file comes first
+        board.submit("A", bad, now=T0 + 10)
+    assert f"{bad}:1: page_id:" in str(refused.value)
+    with pytest.raises(RateLimited, match="記録せず、回数にも数えません"):
+        board.submit("A", sub, now=T0 + 11)  # a valid file: now the limit
+    assert len(board.submissions("A")) == 3  # neither refusal was stored
+    board.submit("A", sub, now=T0 + 24 * HOUR + 0.5)  # the first left the window: one more
+    with pytest.raises(RateLimited):
+        board.submit("A", sub, now=T0 + 24 * HOUR + 0.6)
+    assert len(board.submissions("A")) == 4
+
+
 def test_configurable_limit(tmp_path, gold):
     with Board.create(tmp_path / "lb.sqlite3", gold, max_submissions=1,
                       window_hours=1) as b:
@@ -347,6 +365,98 @@ def test_cli_board_flow(tmp_path, gold, capsys):
     assert "Micro-F1 (Private)" in capsys.readouterr().out
     assert cli.main(["submit", str(a), "--team", "A", "--db", db]) == 1
     assert "締め切" in capsys.readouterr().err
+
+
+def cli_board(tmp_path, gold, capsys, *extra) -> str:
+    db = str(tmp_path / "lb.sqlite3")
+    assert cli.main(["submit", str(submission(tmp_path, "first", 1, 1)), "--team", "Z",
+                     "--db", db, "--gold", str(gold), "--split-seed", SEED, *extra]) == 0
+    capsys.readouterr()
+    return db
+
+
+def test_cli_submit_warns_about_missing_pages_and_records_the_submission(tmp_path, gold, capsys):
+    db = cli_board(tmp_path, gold, capsys)
+    half = tmp_path / "half.jsonl"
+    half.write_text("".join(line(p, [RIGHT], "AUTO.T.202207") + "\n" for p in PAGES[:25]))
+    assert cli.main(["submit", str(half), "--team", "A", "--db", db]) == 0
+    captured = capsys.readouterr()
+    assert "受け付けました" in captured.out and "注意" not in captured.out
+    assert ("正解の 40 ページのうち 15 ページが提出にありません "
+            "(page_id: 1025, 1026, 1027, 1028, 1029 ほか 10 ページ)。"
+            "IGNORED (9) と予測したものとして採点しました") in captured.err
+    assert "1 つもありません" not in captured.err
+    with Board.open(db) as b:
+        (stored,) = b.submissions("A")  # recorded, the missing pages scored as "9"
+    assert stored.public.fp + stored.private.fp == 15
+    assert stored.report is None  # the report is not stored, only handed to the CLI
+    assert cli.main(["submit", str(submission(tmp_path, "full", 1, 1)), "--team", "A",
+                     "--db", db]) == 0
+    assert capsys.readouterr().err == ""  # a complete file: no warning
+
+
+def test_cli_submit_warns_when_no_label_is_in_common_on_the_public_pages(tmp_path, gold, capsys):
+    db = cli_board(tmp_path, gold, capsys, "--max-submissions", "0")
+    assert cli.main(["submit", str(submission(tmp_path, "wrong", 0, 0)), "--team", "A",
+                     "--db", db]) == 0
+    captured = capsys.readouterr()
+    assert "Micro-F1 (Public): 0.0000" in captured.out
+    assert "正解と一致した予測ラベルが 1 つもありません" in captured.err
+    assert "提出にありません" not in captured.err
+    # judged on the public pages alone: right private pages must not show through
+    assert cli.main(["submit", str(submission(tmp_path, "private", 0, 5)), "--team", "A",
+                     "--db", db]) == 0
+    assert "1 つもありません" in capsys.readouterr().err
+    assert cli.main(["submit", str(submission(tmp_path, "public", 1, 0)), "--team", "A",
+                     "--db", db]) == 0
+    assert "1 つもありません" not in capsys.readouterr().err
+
+
+def test_cli_over_the_limit_a_broken_file_gets_its_errors(tmp_path, gold, capsys):
+    db = cli_board(tmp_path, gold, capsys, "--max-submissions", "1")  # team Z used its one
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(line(PAGES[0], ["not-an-id"], "AUTO.T.202207") + "\n" + "x\n")
+    assert cli.main(["submit", str(bad), "--team", "Z", "--db", db]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "提出ファイルに 2 件の誤りがあります" in captured.err
+    assert f"{bad}:1: ENEs.AUTO.T.202207[0].ENE:" in captured.err and f"{bad}:2:" in captured.err
+    assert "回まで提出できます" not in captured.err
+    # a valid file over the limit: refused, not recorded, its score not shown
+    valid = submission(tmp_path, "valid", 7, 3)
+    assert cli.main(["submit", str(valid), "--team", "z", "--db", db]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and "回まで提出できます" in captured.err
+    assert f"{f1(7, len(PUBLIC_PAGES)):.4f}" not in captured.err
+    with Board.open(db) as b:
+        assert [s.file_name for s in b.submissions()] == ["first.jsonl"]
+
+
+def test_cli_tables_have_japanese_headers_that_line_up(tmp_path, gold, capsys):
+    db = cli_board(tmp_path, gold, capsys)
+    assert cli.main(["submit", str(submission(tmp_path, "b", 9, 2)), "--team", "チーム東京",
+                     "-m", "BERT-base ＋ 後処理", "--db", db]) == 0
+    capsys.readouterr()
+    assert cli.main(["show", "--db", db]) == 0
+    table = capsys.readouterr().out.splitlines()[3:]
+    assert table[0].split() == ["順位", "チーム", "提出日時", "説明", "Micro-F1", "(Public)"]
+    assert [x.split()[:2] for x in table[2:]] == [["1", "チーム東京"], ["2", "Z"]]
+    assert len({render.display_width(x) for x in table}) == 1, table
+    assert cli.main(["show", "--db", db, "--team", "チーム東京"]) == 0
+    table = capsys.readouterr().out.splitlines()[1:]
+    assert table[0].split() == ["#", "提出日時", "説明", "Micro-F1", "(Public)"]
+    assert len({render.display_width(x) for x in table}) == 1, table
+    assert cli.main(["close", "--db", db]) == 0
+    table = capsys.readouterr().out.splitlines()[4:]
+    assert table[0].split()[-4:] == ["Micro-F1", "(Private)", "Micro-F1", "(Public)"]
+    assert len({render.display_width(x) for x in table}) == 1, table
+    assert cli.main(["show", "--db", db, "--team", "チーム東京"]) == 0
+    table = capsys.readouterr().out.splitlines()[1:]
+    assert table[0].split()[-2:] == ["Micro-F1", "(Private)"]
+    assert len({render.display_width(x) for x in table}) == 1, table
+    assert cli.main(["render", "--db", db, "--out-dir", str(tmp_path / "site")]) == 0
+    md = (tmp_path / "site" / "leaderboard.md").read_text(encoding="utf-8")
+    assert "| 順位 | チーム | 提出日時 | 説明 | Micro-F1 (Private) | Micro-F1 (Public) |" in md
 
 
 def test_cli_db_from_environment(tmp_path, gold, monkeypatch, capsys):

@@ -30,8 +30,9 @@ def private_board():
 def test_markdown_table():
     md = render.render_markdown(public_board(), tz=JST)
     lines = md.splitlines()
-    header = "| Rank | Team Name | Submitted on | Description | Micro-F1 (Public) |"
+    header = "| 順位 | チーム | 提出日時 | 説明 | Micro-F1 (Public) |"
     assert header in lines
+    assert "|---:|---|---|---|---:|" in lines  # rank and score right-aligned
     assert "| 1 | チーム東京 | 2022-07-01 09:00 | BERT-base + 後処理 | 87.1518 |" in lines
     row2 = next(x for x in lines if x.startswith("| 2 |"))
     assert row2.count(" | ") == 4  # the pipe inside the team name is escaped
@@ -67,17 +68,41 @@ def test_html_is_standalone_and_escaped():
     assert not re.search(r"https?://", page)
     assert "a|b <script>alert(1)</script>" in parsed.cells  # shown as text
     assert "&lt;script&gt;" in page
-    assert ["Rank", "Team Name", "Submitted on", "Description", "Micro-F1 (Private)",
+    assert ["順位", "チーム", "提出日時", "説明", "Micro-F1 (Private)",
             "Micro-F1 (Public)"] == parsed.cells[:6]
+    assert '<th class="num">順位</th><th>チーム</th>' in page
     assert "80.0000" in parsed.cells and "2022-07-01 09:00" in parsed.cells
 
 
 def test_terminal_table_lines_up_wide_characters():
+    for board in (public_board(), private_board()):
+        text = render.render_terminal(board, tz=JST)
+        table = text.splitlines()[3:]
+        assert table[0].split() == render.headers(board)[:4] + ["Micro-F1", "(Private)"] * (
+            board.phase == PRIVATE) + ["Micro-F1", "(Public)"]
+        # the last column is right-aligned, so every line (the Japanese header too) ends
+        # at the same display column
+        assert len({render.display_width(x) for x in table}) == 1, table
+        assert "87.1518" in text and "チーム東京" in text
+
+
+def test_terminal_columns_start_at_the_same_display_column():
     text = render.render_terminal(public_board(), tz=JST)
-    table = text.splitlines()[3:]
-    # the last column is right-aligned, so every line ends at the same display column
-    assert len({render.display_width(x) for x in table}) == 1
-    assert "87.1518" in text and "チーム東京" in text
+    header, rule, first, _ = text.splitlines()[3:]
+    # each column starts where its dashes start, counted in display columns
+    starts = [i for i, ch in enumerate(rule) if ch == "-" and (i == 0 or rule[i - 1] == " ")]
+
+    def display_starts(line, cells):
+        out, pos = [], 0
+        for cell in cells:
+            at = line.index(cell, pos)
+            out.append(render.display_width(line[:at]))
+            pos = at + len(cell)
+        return out
+
+    date = "2022-07-01 09:00"
+    assert display_starts(first, ["チーム東京", date, "BERT-base"]) == starts[1:4]
+    assert display_starts(header, ["チーム", "提出日時", "説明"]) == starts[1:4]
 
 
 def test_terminal_strips_control_characters():
@@ -90,6 +115,20 @@ def test_display_width():
     assert render.display_width("abc") == 3
     assert render.display_width("チーム") == 6
     assert render.display_width("ＡＢ") == 4
+
+
+def test_score_report_names_the_missing_pages():
+    from autograder.leaderboard.scorer import ScoreReport
+
+    report = ScoreReport(tp=3, fp=9, fn=9, pages=40, missing_pages=9, label_space="ene",
+                         missing_examples=("1", "2", "3", "4", "5"))
+    text = render.format_score_report(report)
+    assert ("注意: 正解の 40 ページのうち 9 ページが提出にありません "
+            "(page_id: 1, 2, 3, 4, 5 ほか 4 ページ)。IGNORED (9) と予測したものとして採点しました") in text
+    assert render.no_common_label_note(report) is None
+    labels = ScoreReport(tp=0, fp=2, fn=2, pages=2, missing_pages=0, label_space="any")
+    assert render.missing_pages_note(labels) is None
+    assert "1 つもありません" in render.format_score_report(labels)
 
 
 def test_empty_board():

@@ -128,6 +128,18 @@ def test_per_label_only_on_request(tmp_path):
     assert score(tmp_path, GOLD, GOLD).per_label is None
 
 
+def test_the_report_names_the_first_missing_pages_in_gold_order(tmp_path):
+    gold = {str(i): ["1.1"] for i in range(20, 0, -1)}
+    sub = {pid: ["1.1"] for pid in ["20", "18", "3"]}
+    report = score(tmp_path, gold, sub, partition=lambda pid: "a" if int(pid) % 2 else "b")
+    assert report.missing_pages == 17
+    assert report.missing_examples == ("19", "17", "16", "15", "14")
+    assert report.parts["b"].missing_examples == ("16", "14", "12", "10", "8")
+    assert json.loads(json.dumps(report.to_dict()))["missing_examples"] == list(
+        report.missing_examples)
+    assert score(tmp_path, GOLD, GOLD).missing_examples == ()
+
+
 def test_partition_splits_the_counts(tmp_path):
     sub = {"1": ["1.7.13.6"], "2": ["1.1"], "4": ["1.1"]}
     report = score(tmp_path, GOLD, sub, partition=lambda pid: "a" if pid in "12" else "b")
@@ -449,6 +461,14 @@ def test_cli_score_labels_any(tmp_path, capsys):
     sub = write_simple(tmp_path / "sub.jsonl", {"1": ["anything"]})
     assert cli.main(["score", str(gold), str(sub)]) == 1
     assert cli.main(["score", "--labels-any", str(gold), str(sub)]) == 0
+
+
+def test_cli_score_names_missing_pages(tmp_path, capsys):
+    gold = write_gold(tmp_path / "gold.jsonl", GOLD)
+    sub = write_submission(tmp_path / "sub.jsonl", {"1": ["1.7.13.6"], "4": ["2.1"]})
+    assert cli.main(["score", str(gold), str(sub)]) == 0
+    assert ("正解の 4 ページのうち 2 ページが提出にありません (page_id: 2, 3)。"
+            "IGNORED (9) と予測したものとして採点しました") in capsys.readouterr().out
 
 
 def test_workshop_score_command_has_the_label_options(tmp_path, capsys):

@@ -18,11 +18,12 @@ import sqlite3
 import time
 import unicodedata
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
-from autograder.leaderboard.scorer import Counts, Gold, load_gold, score_submission
+from autograder.leaderboard.scorer import (
+    Counts, Gold, ScoreReport, load_gold, score_submission)
 
 PUBLIC, PRIVATE = "public", "private"
 SELECTIONS = ("public-best", "private-best")
@@ -74,6 +75,9 @@ class RateLimited(BoardError):
     pass
 
 
+_CLOSED = "リーダーボードは締め切られました。提出は受け付けません"
+
+
 # --- the public/private split -----------------------------------------------
 
 def _unit_interval(seed: str, page_id: str) -> float:
@@ -120,6 +124,9 @@ class SubmissionRecord:
     file_sha256: str
     public: Counts
     private: Counts
+    # The whole score report (missing pages, ...): only on the record ``submit`` returns;
+    # it is not stored. It covers private pages too: show from it nothing per part.
+    report: ScoreReport | None = field(default=None, compare=False, repr=False)
 
     @property
     def public_f1(self) -> float:
@@ -338,11 +345,14 @@ class Board:
     def submit(self, team: str, submission_path: str | Path, description: str = "", *,
                max_errors: int = 20, now: float | None = None) -> SubmissionRecord:
         """Score a submission and store it. Raises ``InvalidSubmission`` (nothing stored,
-        nothing counted), ``RateLimited`` or ``BoardClosed``."""
+        nothing counted), ``RateLimited`` or ``BoardClosed``.
+
+        The file is checked before the team's submission limit, so a team at its limit
+        still learns what is wrong with a broken file; a valid file refused for the
+        limit is neither stored nor counted, and its score is not shown."""
         team, description = clean_team_name(team), clean_description(description)
-        with self._transaction() as conn:  # fail fast, before the slow part
-            team = _known_spelling(conn, team)
-            self._check_can_submit(conn, team, time.time() if now is None else now)
+        if self.closed is not None:  # fail fast: after close, no file is worth checking
+            raise BoardClosed(_CLOSED)
         config = self.config
         report = score_submission(self.load_gold(), submission_path, max_errors=max_errors,
                                   partition=split_function(config.split_seed,
@@ -350,7 +360,8 @@ class Board:
         digest = file_sha256(submission_path)
         empty = Counts()
         public, private = report.parts.get(PUBLIC, empty), report.parts.get(PRIVATE, empty)
-        with self._transaction() as conn:
+        with self._transaction() as conn:  # the limit, checked and used under one lock
+            team = _known_spelling(conn, team)
             submitted_at = time.time() if now is None else now
             self._check_can_submit(conn, team, submitted_at)
             team_id = _team_id(conn, team, submitted_at)
@@ -362,11 +373,11 @@ class Board:
                  public.tp, public.fp, public.fn, private.tp, private.fp, private.fn,
                  public.f1, private.f1))
             sub_id = cur.lastrowid
-        return self.submission(sub_id)
+        return replace(self.submission(sub_id), report=report)
 
     def _check_can_submit(self, conn: sqlite3.Connection, team: str, now: float) -> None:
         if self.closed is not None:
-            raise BoardClosed("リーダーボードは締め切られました。提出は受け付けません")
+            raise BoardClosed(_CLOSED)
         config = self.config
         if config.max_submissions == 0:
             return
@@ -379,7 +390,8 @@ class Board:
             next_time = rows[len(rows) - config.max_submissions]["submitted_at"] + window
             raise RateLimited(
                 f"チーム「{team}」は {config.window_hours:g} 時間に {config.max_submissions} 回"
-                f"まで提出できます。次に提出できるのは {_format_local(next_time)} 以降です")
+                f"まで提出できます。次に提出できるのは {_format_local(next_time)} 以降です。"
+                "提出ファイルに誤りはありませんでしたが、この提出は記録せず、回数にも数えません")
 
     # reading
 

@@ -181,9 +181,25 @@ def cmd_submit(args) -> int:
         print(e, file=sys.stderr)
         return EXIT_REJECTED
     print(f"受け付けました: チーム「{record.team}」 提出 #{record.id}")
-    print(f"Micro-F1 (Public): {render.format_score(record.public_f1)}")
+    print(f"{render.PUBLIC_F1}: {render.format_score(record.public_f1)}")
     print(used)
+    for note in _submit_notes(record):
+        print(note, file=sys.stderr)
     return EXIT_OK
+
+
+def _submit_notes(record) -> list[str]:
+    """The warnings ``leaderboard score`` gives, for an accepted submission: pages left
+    out (over all pages: how many and which says nothing of the split), and no label
+    in common with the gold, judged on the public pages only (the private score stays
+    hidden)."""
+    report = record.report
+    if report is None:
+        return []
+    public = report.parts.get(PUBLIC)
+    notes = [render.missing_pages_note(report),
+             render.no_common_label_note(public) if public is not None else None]
+    return [note for note in notes if note]
 
 
 def _used_in_window(board: Board, team: str) -> str:
@@ -227,13 +243,13 @@ def _team_history(board: Board, team: str) -> str:
     if not subs:
         return f"チーム「{team}」の提出はありません\n"
     closed = board.closed is not None
-    cols = ["#", "Submitted on", "Description", "Micro-F1 (Public)"]
-    cols += ["Micro-F1 (Private)"] if closed else []
+    cols = ["#", render.SUBMITTED, render.DESCRIPTION, render.PUBLIC_F1]
+    cols += [render.PRIVATE_F1] if closed else []
     rows = [[str(s.id), render.format_time(s.submitted_at), s.description,
              render.format_score(s.public_f1)] + ([render.format_score(s.private_f1)] if closed
                                                   else [])
             for s in subs]
-    numeric = [True, False, False, True] + ([True] if closed else [])
+    numeric = [render.numeric_column(c) for c in cols]
     return f"チーム「{subs[0].team}」の提出\n" + render.format_table(cols, rows, numeric) + "\n"
 
 

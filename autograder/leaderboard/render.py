@@ -13,6 +13,9 @@ from autograder.leaderboard.scorer import ScoreReport
 from solutions import ene
 
 TITLE = "SHINRA 2022 リーダーボード"
+# Column headers, in Japanese like the rest of what learners read; the metric keeps its name.
+RANK, TEAM, SUBMITTED, DESCRIPTION = "順位", "チーム", "提出日時", "説明"
+PUBLIC_F1, PRIVATE_F1 = "Micro-F1 (Public)", "Micro-F1 (Private)"
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#~!])")
 
 
@@ -31,10 +34,10 @@ def format_time(ts: float, tz: tzinfo | None = None) -> str:
 
 
 def headers(standings: Standings) -> list[str]:
-    cols = ["Rank", "Team Name", "Submitted on", "Description"]
+    cols = [RANK, TEAM, SUBMITTED, DESCRIPTION]
     if standings.phase == PRIVATE:
-        return cols + ["Micro-F1 (Private)", "Micro-F1 (Public)"]
-    return cols + ["Micro-F1 (Public)"]
+        return cols + [PRIVATE_F1, PUBLIC_F1]
+    return cols + [PUBLIC_F1]
 
 
 def table_rows(standings: Standings, tz: tzinfo | None = None) -> list[list[str]]:
@@ -49,8 +52,9 @@ def table_rows(standings: Standings, tz: tzinfo | None = None) -> list[list[str]
     return rows
 
 
-def _numeric(column: str) -> bool:
-    return column == "Rank" or column.startswith("Micro-F1")
+def numeric_column(column: str) -> bool:
+    """Whether a column holds numbers (right-aligned)."""
+    return column in (RANK, "#") or column.startswith("Micro-F1")
 
 
 def status_line(standings: Standings, tz: tzinfo | None = None) -> str:
@@ -75,7 +79,7 @@ def render_markdown(standings: Standings, *, title: str = TITLE,
     if not standings.rows:
         return "\n".join(lines + ["まだ提出がありません。", ""])
     lines.append("| " + " | ".join(cols) + " |")
-    lines.append("|" + "|".join("---:" if _numeric(c) else "---" for c in cols) + "|")
+    lines.append("|" + "|".join("---:" if numeric_column(c) else "---" for c in cols) + "|")
     for row in table_rows(standings, tz):
         lines.append("| " + " | ".join(_md_cell(cell) for cell in row) + " |")
     return "\n".join(lines) + "\n"
@@ -128,7 +132,7 @@ def _html_table(cols: list[str], rows: list[list[str]]) -> list[str]:
     esc = html.escape
 
     def cell(tag: str, col: str, text: str) -> str:
-        cls = ' class="num"' if _numeric(col) else ""
+        cls = ' class="num"' if numeric_column(col) else ""
         return f"<{tag}{cls}>{esc(text)}</{tag}>"
 
     out = ["<table>", "<thead><tr>" + "".join(cell("th", c, c) for c in cols) + "</tr></thead>",
@@ -191,7 +195,7 @@ def render_terminal(standings: Standings, *, title: str = TITLE,
     if not standings.rows:
         return "\n".join(head + ["まだ提出がありません。"]) + "\n"
     cols = headers(standings)
-    table = format_table(cols, table_rows(standings, tz), [_numeric(c) for c in cols])
+    table = format_table(cols, table_rows(standings, tz), [numeric_column(c) for c in cols])
     return "\n".join(head + [table]) + "\n"
 
 
@@ -207,15 +211,35 @@ def format_score_report(report: ScoreReport, hierarchy: ene.Hierarchy | None = N
              f"採点したページ: {report.pages}"]
     if report.system:
         lines.insert(0, f"システム: {report.system}")
-    if report.missing_pages:
-        missing_as = "IGNORED (9) と予測" if report.label_space == "ene" else "ラベルなしと予測"
-        lines.append(f"提出になかったページ: {report.missing_pages} ({missing_as}したものとして採点)")
-    if report.tp == 0 and report.fp > 0:  # labels written another way (ids against names, …)?
-        lines.append("注意: 正解と一致した予測ラベルが 1 つもありません。"
-                     "正解と提出で、ラベルの書き方 (ENE の ID か名前か、など) が同じか確かめてください")
+    lines += [note for note in (missing_pages_note(report), no_common_label_note(report)) if note]
     if report.by_top_level:
         lines += ["", "トップレベルの ENE クラス別:", _group_table(report.by_top_level, hierarchy)]
     return "\n".join(lines) + "\n"
+
+
+def missing_pages_note(report: ScoreReport) -> str | None:
+    """The warning about gold pages the submission left out (None if it has them all),
+    with their number and the first few page ids."""
+    if not report.missing_pages:
+        return None
+    missing_as = "IGNORED (9) と予測" if report.label_space == "ene" else "ラベルなしと予測"
+    examples = ""
+    if report.missing_examples:
+        more = report.missing_pages - len(report.missing_examples)
+        examples = (" (page_id: " + ", ".join(_printable(p) for p in report.missing_examples)
+                    + (f" ほか {more} ページ" if more > 0 else "") + ")")
+    return (f"注意: 正解の {report.pages} ページのうち {report.missing_pages} ページが提出に"
+            f"ありません{examples}。{missing_as}したものとして採点しました。"
+            "提出し忘れたページがないか確かめてください")
+
+
+def no_common_label_note(report: ScoreReport) -> str | None:
+    """The warning for predictions of which not one label is in the gold (None otherwise):
+    labels written another way (ENE ids against names, ...)?"""
+    if report.tp == 0 and report.fp > 0:
+        return ("注意: 正解と一致した予測ラベルが 1 つもありません。"
+                "正解と提出で、ラベルの書き方 (ENE の ID か名前か、など) が同じか確かめてください")
+    return None
 
 
 def _group_table(groups: dict, hierarchy: ene.Hierarchy) -> str:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import itertools
 import json
 import re
 import zlib
@@ -34,6 +35,7 @@ from solutions.metrics import f1_from_counts
 LABEL_SPACES = ("auto", "ene", "any")
 AUTO_KEY_RE = re.compile(r"AUTO\.[^.\s]+(\.[^.\s]+)*\.\d{6}")
 ALL_PAGES = "all"
+MISSING_EXAMPLES = 5  # page ids of missing pages kept in a report, to show
 _UTF8_BOM = b"\xef\xbb\xbf"
 _GZIP_MAGIC = b"\x1f\x8b"
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
@@ -148,7 +150,7 @@ class ScoreReport:
     """Micro-F1 (×100) and its parts.
 
     ``pages`` gold pages were scored, ``missing_pages`` of them absent from the
-    submission. ``by_top_level`` is keyed by top-level ENE id ("0", "1", "2", "3", "9";
+    submission; ``missing_examples`` names the first few of those (gold file order). ``by_top_level`` is keyed by top-level ENE id ("0", "1", "2", "3", "9";
     empty for non-ENE labels). ``per_label`` is filled on request. ``parts`` holds
     one report per part when the pages were partitioned (e.g. public/private).
     """
@@ -160,6 +162,7 @@ class ScoreReport:
     missing_pages: int
     label_space: str
     system: str | None = None
+    missing_examples: tuple[str, ...] = ()
     by_top_level: dict[str, Counts] = field(default_factory=dict)
     per_label: dict[str, Counts] | None = None
     parts: dict[str, "ScoreReport"] = field(default_factory=dict)
@@ -183,7 +186,8 @@ class ScoreReport:
     def to_dict(self) -> dict:
         d = {"f1": self.f1, "precision": self.precision, "recall": self.recall,
              "tp": self.tp, "fp": self.fp, "fn": self.fn, "pages": self.pages,
-             "missing_pages": self.missing_pages, "label_space": self.label_space,
+             "missing_pages": self.missing_pages,
+             "missing_examples": list(self.missing_examples), "label_space": self.label_space,
              "system": self.system,
              "by_top_level": {k: c.to_dict() for k, c in self.by_top_level.items()}}
         if self.per_label is not None:
@@ -489,11 +493,12 @@ class _Tally:
     as written (cheaper to build than sets); repeats count once.
     """
 
-    __slots__ = ("pairs", "missing")
+    __slots__ = ("pairs", "missing", "missing_examples")
 
     def __init__(self):
         self.pairs: dict[tuple[frozenset[str], tuple[str, ...]], int] = defaultdict(int)
         self.missing = 0
+        self.missing_examples: list[str] = []  # the first MISSING_EXAMPLES of them
 
     @property
     def pages(self) -> int:
@@ -533,6 +538,7 @@ class _SubmissionScan:
         self.tallies: dict[str, _Tally] = defaultdict(_Tally)
         self.system: str | None = None
         self.system_line = 0
+        self.missing_examples: list[str] = []
 
     def run(self, path: str | Path) -> None:
         for lineno, obj in _read_records(path, self.log):
@@ -581,14 +587,18 @@ class _SubmissionScan:
 
     def _add_missing_pages(self) -> None:
         missing = (ene.IGNORED,) if self.gold.label_space == "ene" else ()
+        self.missing_examples = list(itertools.islice(self.remaining, MISSING_EXAMPLES))
         for pid, gold in self.remaining.items():
             tally = self.tallies[ALL_PAGES if self.partition is None else self.partition(pid)]
             tally.pairs[gold, missing] += 1
             tally.missing += 1
+            if len(tally.missing_examples) < MISSING_EXAMPLES:
+                tally.missing_examples.append(pid)
 
 
 def _report(tallies: list[_Tally], label_space: str, system, hierarchy, per_label: bool,
-            parts: dict[str, "ScoreReport"] | None = None) -> ScoreReport:
+            parts: dict[str, "ScoreReport"] | None = None,
+            missing_examples: list[str] | None = None) -> ScoreReport:
     merged: dict[str, Counts] = {}
     for tally in tallies:
         for label, counts in tally.per_label().items():
@@ -599,6 +609,9 @@ def _report(tallies: list[_Tally], label_space: str, system, hierarchy, per_labe
         tp=total.tp, fp=total.fp, fn=total.fn,
         pages=sum(t.pages for t in tallies),
         missing_pages=sum(t.missing for t in tallies),
+        missing_examples=tuple(missing_examples if missing_examples is not None
+                               else [p for t in tallies for p in t.missing_examples]
+                               )[:MISSING_EXAMPLES],
         label_space=label_space, system=system,
         by_top_level=_by_top_level(merged, hierarchy) if label_space == "ene" else {},
         per_label=merged if per_label else None,
@@ -634,7 +647,7 @@ def score_submission(gold: Gold, submission_path: str | Path, *, max_errors: int
         parts = {name: _report([t], gold.label_space, scan.system, hierarchy, per_label)
                  for name, t in sorted(scan.tallies.items())}
     return _report(list(scan.tallies.values()), gold.label_space, scan.system, hierarchy,
-                   per_label, parts)
+                   per_label, parts, scan.missing_examples)
 
 
 def score_files(gold_path: str | Path, submission_path: str | Path, *, max_errors: int = 20,
