@@ -12,13 +12,22 @@ Stage 1 (``python -I grading_kernel.py -f CONNECTION_FILE``):
    exhausting the machine), file size, no core dumps;
 2. copies the connection file into the kernel's working folder (a scratch
    copy made for this notebook), then, where Linux allows unprivileged user
-   namespaces, enters a private user + mount namespace and mounts an empty
-   read-only tmpfs over every folder in ``BW_HIDE`` (the nbgrader course with
-   the hidden tests and the gradebook, the output folder, the submissions,
-   ``solutions/`` and ``autograder/``), and over the folders of other
-   autograde runs on the machine. A second user namespace then locks
-   those mounts: the kernel cannot unmount them, and it cannot reach other
-   processes' views through /proc (ptrace across user namespaces is refused);
+   namespaces, enters a private user + mount namespace. There the temp folder
+   (``tempfile.gettempdir()``, where every autograde run keeps its course,
+   gradebooks and students' notebooks in ``bw-grade-*``) is replaced by a
+   fresh, empty, writable tmpfs of its own (``PRIVATE_TMP_SIZE``), into which
+   only the kernel's working folder (and the Python installation, should it
+   lie in the temp folder) is bind-mounted back at its usual path: the
+   autograde runs on the machine, those that start later included, are out
+   of sight. Then an empty read-only tmpfs covers every folder in
+   ``BW_HIDE`` still in view, i.e. outside the temp folder (the nbgrader
+   course with the hidden tests and the gradebook, the output folder, the
+   submissions, ``solutions/`` and ``autograder/``). A second user
+   namespace then locks those mounts: the kernel cannot unmount them, and it
+   cannot reach other processes' views through /proc (ptrace across user
+   namespaces is refused). (A working folder outside the temp folder, or a
+   failed tmpfs mount, keeps the real temp folder: only the autograde runs
+   found there at the start, ``other_grading_runs``, are covered then.)
 3. re-executes Python (stage 2, this file's code passed with ``-c``) so the
    kernel keeps no capabilities.
 
@@ -26,7 +35,9 @@ Stage 2 blocks imports of ``BW_BLOCK_MODULES`` (``solutions``,
 ``autograder``), keeps only an allowlist of environment variables and
 starts ipykernel.
 
-``--probe`` answers ``namespaces`` or ``none`` (what stage 1 can do here).
+``--probe`` answers ``namespaces`` or ``none``: whether stage 1's isolation (the
+private temp folder with the working folder bound back, a covered folder)
+works here.
 """
 from __future__ import annotations
 
@@ -41,8 +52,12 @@ import tempfile
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUSER = 0x10000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
-MS_REC, MS_PRIVATE = 0x4000, 1 << 18
+MS_BIND, MS_REC, MS_PRIVATE = 0x1000, 0x4000, 1 << 18
+MNT_DETACH = 2
 OVERFLOW_UID = 65534  # "nobody": the kernel's uid inside when the grader runs as root
+# The kernel's own temp folder: a tmpfs (memory, outside RLIMIT_DATA), hence capped.
+PRIVATE_TMP_SIZE = 256 * 2**20
+PRIVATE_TMP_INODES = 65536
 
 KEEP_ENV = ("PATH", "LANG", "LANGUAGE", "TZ", "TERM", "TMPDIR", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
             "OPENBLAS_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "JPY_PARENT_PID", "JPY_SESSION_NAME",
@@ -73,13 +88,36 @@ def _enter_user_namespace(libc, inside_uid: int, inside_gid: int) -> None:
     _write("/proc/self/gid_map", f"{inside_gid} {gid} 1")
 
 
-def hide_folders(folders: list[str]) -> None:
-    """Empty read-only tmpfs over each folder, in namespaces the kernel cannot undo."""
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def hide_folders(folders: list[str], private_tmp: str | None = None, keep: list[str] = ()) -> None:
+    """Empty read-only tmpfs over each folder, in namespaces the kernel cannot undo.
+
+    private_tmp: a folder (the temp folder) to replace first by an empty writable
+    tmpfs, into which the folders `keep` (inside it; the working folder among them)
+    are bind-mounted back at their paths; the process then works in the bound copy
+    of its working folder. Folders in `folders` that were in private_tmp are gone
+    with it (their paths no longer exist) and need no mount of their own. Should
+    that fail, the real temp folder stays (with a warning) and they are covered."""
     libc = _libc()
     libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+    libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
     outside_uid, outside_gid = os.geteuid(), os.getegid()
+    cwd = os.getcwd()
     _enter_user_namespace(libc, 0, 0)
     _check(libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "mount --make-rprivate /")
+    if private_tmp:
+        mounted = []
+        try:
+            _mount_private_tmp(libc, private_tmp, keep, cwd, mounted)
+        except OSError as e:
+            if mounted:  # back to the real temp folder, with the folders below covered
+                libc.umount2(private_tmp.encode(), MNT_DETACH)
+            os.chdir(cwd)
+            print(f"grading_kernel: 専用の一時フォルダを作れませんでした ({e}); "
+                  "採点開始時にあった他の採点のフォルダだけを隠します", file=sys.stderr)
     for folder in folders:
         if os.path.isdir(folder):
             _check(libc.mount(b"tmpfs", folder.encode(), b"tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
@@ -90,29 +128,100 @@ def hide_folders(folders: list[str]) -> None:
     _enter_user_namespace(libc, uid, gid)
 
 
+def _mount_private_tmp(libc, tmp: str, keep: list[str], cwd: str, mounted: list) -> None:
+    # Handles on the folders to keep, taken in this namespace (a bind mount's
+    # source must be in it) and before the tmpfs covers them.
+    handles = []
+    try:
+        for folder in keep:
+            handles.append((os.open(folder, os.O_PATH | os.O_DIRECTORY), folder))
+        _check(libc.mount(b"tmpfs", tmp.encode(), b"tmpfs", MS_NOSUID | MS_NODEV,
+                          f"size={PRIVATE_TMP_SIZE},nr_inodes={PRIVATE_TMP_INODES},mode=1777".encode()),
+               f"mount tmpfs {tmp}")
+        mounted.append(tmp)
+        for fd, folder in handles:
+            os.makedirs(folder, exist_ok=True)
+            _check(libc.mount(f"/proc/self/fd/{fd}".encode(), folder.encode(), None, MS_BIND | MS_REC, None),
+                   f"mount --rbind {folder}")
+    finally:
+        for fd, _ in handles:
+            os.close(fd)
+    # The old working folder lies under the tmpfs now ('..' from it would lead to
+    # the real temp folder's subfolders): work in the bound copy.
+    os.chdir(cwd)
+
+
+def private_tmp_plan(cwd: str) -> tuple[str | None, list[str]]:
+    """(the temp folder, the folders inside it to bind back) when the working folder
+    `cwd` lies inside the temp folder, else (None, []). Bound back: `cwd` and what
+    Python itself needs (the installation, sys.path), should they lie there too."""
+    tmp = os.path.realpath(tempfile.gettempdir())
+    cwd = os.path.realpath(cwd)
+    if tmp == os.sep or cwd == tmp or not _inside(cwd, tmp):
+        return None, []
+    needed = [cwd, sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable)), *sys.path]
+    keep: list[str] = []
+    for folder in sorted({os.path.realpath(p) for p in needed if p and os.path.isdir(p)}):
+        if folder == tmp:
+            return None, []  # Python needs the whole temp folder: it cannot be replaced
+        if _inside(folder, tmp) and not any(_inside(folder, k) for k in keep):
+            keep.append(folder)
+    return tmp, keep
+
+
+def isolate(folders: list[str]) -> None:
+    """Stage 1's isolation of the working folder's process (see the module docstring)."""
+    cwd = os.getcwd()
+    tmp, keep = private_tmp_plan(cwd)
+    # Out of sight with a private temp folder; covered one by one without it.
+    hide_folders(folders + other_grading_runs(cwd), tmp, keep)
+
+
 def other_grading_runs(cwd: str) -> list[str]:
     """The folders of other autograde runs on this machine (their courses with the
     hidden tests, gradebooks and students' notebooks), all but the scratch folder
-    this kernel works in: hidden too. (A run that starts after this kernel is not.)"""
+    this kernel works in: covered where the kernel keeps the real temp folder (its
+    working folder lies outside it, or the private one could not be mounted). Only
+    the runs there at the kernel's start: one that starts later would stay in
+    view, hence the private temp folder, under which none of them is in sight."""
     pattern = os.path.join(tempfile.gettempdir(), "bw-grade-*")
     return [f for f in sorted(glob.glob(pattern)) if os.path.isdir(f) and not (cwd + os.sep).startswith(f + os.sep)]
 
 
 def probe() -> str:
-    """'namespaces' if folders can be hidden here, else 'none' (tried in a child process)."""
+    """'namespaces' if stage 1's isolation works here, else 'none' (tried in a child
+    process working in a folder in the temp folder, as kernels do): a covered folder
+    is empty, the working folder is there and writable, and what is written in the
+    temp folder stays in the child's own."""
     folder = tempfile.mkdtemp(prefix="bw-probe-")
-    with open(os.path.join(folder, "secret"), "w") as f:
-        f.write("x")
+    work = os.path.join(folder, "work")
+    covered = os.path.join(work, "covered")
+    os.makedirs(covered)
+    for path in (os.path.join(folder, "secret"), os.path.join(covered, "secret"), os.path.join(work, "kept")):
+        with open(path, "w") as f:
+            f.write("x")
+    private = folder + "-private"  # written by the child in its temp folder: must not appear here
     pid = os.fork()
     if pid == 0:
         try:
-            hide_folders([folder])
-            os._exit(0 if not os.path.exists(os.path.join(folder, "secret")) else 1)
+            os.chdir(work)
+            isolate([covered])
+            with open("kept") as f:
+                kept = f.read() == "x"
+            for path in ("written", private):
+                with open(path, "w") as f:
+                    f.write("x")
+            hidden = not any(os.path.exists(os.path.join(d, "secret")) for d in (folder, covered))
+            os._exit(0 if kept and hidden else 1)
         except BaseException:
             os._exit(1)
     _, status = os.waitpid(pid, 0)
+    ok = (os.waitstatus_to_exitcode(status) == 0 and os.path.exists(os.path.join(work, "written"))
+          and not os.path.exists(private))
     shutil.rmtree(folder, ignore_errors=True)
-    return "namespaces" if os.waitstatus_to_exitcode(status) == 0 else "none"
+    if os.path.exists(private):
+        os.remove(private)
+    return "namespaces" if ok else "none"
 
 
 def set_limits() -> None:
@@ -144,12 +253,11 @@ def stage1(argv: list[str]) -> None:
     os.chmod(local, 0o600)
     argv = argv[:i] + [local] + argv[i + 1:]
     folders = [f for f in os.environ.get("BW_HIDE", "").split(os.pathsep) if f]
-    folders += other_grading_runs(os.getcwd())
     with open(os.path.abspath(__file__), encoding="utf-8") as f:
         code = f.read()  # stage 2 runs from memory: this file's folder may be hidden below
-    if folders and os.environ.get("BW_NAMESPACES", "1") == "1":
+    if os.environ.get("BW_NAMESPACES", "1") == "1":
         try:
-            hide_folders(folders)
+            isolate(folders)
         except OSError as e:
             print(f"grading_kernel: フォルダを隠せませんでした ({e}); 制限を減らして続けます", file=sys.stderr)
     os.execv(sys.executable, [sys.executable, "-I", "-c", code, "--stage2", *argv])

@@ -3,10 +3,12 @@ zero for untouched ones, expected partial scores, every robustness case, serial 
 from __future__ import annotations
 
 import copy
+import glob
 import json
 import os
 import shutil
 import tempfile
+import threading
 import zipfile
 from pathlib import Path
 
@@ -21,6 +23,8 @@ from autograder.notebooks import COURSE_ID, META_KEY, assignment_names, write_bu
 from test_autograde_support import appended_to_cell, built_course_root, cell_index, read, with_cell_source, write
 
 pytestmark = pytest.mark.timeout(900)
+
+SNOOP_MARKER = "snoop-started"  # written by the snoop student's kernel into its working folder
 
 
 @pytest.fixture(scope="module")
@@ -235,11 +239,19 @@ def robustness_class(course: Path, root: Path, out_dir: Path) -> dict:
     unknown = copy.deepcopy(full)
     unknown.metadata[META_KEY]["assignment"] = "09_gpt"
     add("unknown", unknown, ("unknown_assignment", None, ["09_gpt"]))
-    # Student code that looks for the hidden tests, the gradebook and the reference implementation.
+    # Student code that looks for the hidden tests, the gradebook and the reference implementation,
+    # of this class and of other classes graded on the machine: one already running (see the test)
+    # and one that starts while this kernel runs (the marker tells the test to start it; a few
+    # seconds at most are spent waiting for it).
     snoop = appended_to_cell(full, "softmax", f"""\
-import glob, os
+import glob, os, tempfile, time
+tmp = tempfile.gettempdir()
+open({SNOOP_MARKER!r}, "w").close()
+deadline = time.monotonic() + 4
+while not glob.glob(tmp + "/bw-grade-late-*/course/gradebook.db") and time.monotonic() < deadline:
+    time.sleep(0.1)
 found = []
-for pattern in ["/tmp/bw-grade-*/**/*.ipynb", "/tmp/bw-grade-*/**/gradebook.db", {str(out_dir)!r} + "/**/*",
+for pattern in [tmp + "/bw-grade-*/**/*.ipynb", tmp + "/bw-grade-*/**/gradebook.db", {str(out_dir)!r} + "/**/*",
                 os.path.expanduser("~") + "/../**/gradebook.db"]:
     found += glob.glob(pattern, recursive=True)
 for path in found:
@@ -262,19 +274,44 @@ print("SNOOPED", len(found), sorted(set(found))[:5], sorted(k for k in os.enviro
     return cases
 
 
+def fake_grading_run(prefix: str = "bw-grade-") -> Path:
+    """The temp folder of another class being graded on this machine (its course and gradebook)."""
+    run = Path(tempfile.mkdtemp(prefix=prefix))
+    (run / "course" / "source").mkdir(parents=True)
+    (run / "course" / "gradebook.db").write_bytes(b"")
+    return run
+
+
+def start_late_run(stop: threading.Event, late_runs: list) -> None:
+    """Once the snoop student's kernel has started its cell (its marker is in its working
+    folder, in the grader's scratch folder), another class's grading starts."""
+    pattern = os.path.join(tempfile.gettempdir(), "bw-grade-*", "**", SNOOP_MARKER)
+    while not stop.is_set():
+        if glob.glob(pattern, recursive=True):
+            late_runs.append(fake_grading_run("bw-grade-late-"))
+            return
+        stop.wait(0.05)
+
+
 @pytest.mark.slow
 def test_every_robustness_case_gets_a_status_and_a_reason(tmp_path, course):
     out = tmp_path / "out"
     cases = robustness_class(course, tmp_path / "in", out)
     inputs = [tmp_path / "in" / "nbgrader", tmp_path / "in" / "flat", tmp_path / "in" / "zipped.zip"]
-    other_run = Path(tempfile.mkdtemp(prefix="bw-grade-"))  # another class being graded on this machine
-    (other_run / "course" / "source").mkdir(parents=True)
-    (other_run / "course" / "gradebook.db").write_bytes(b"")
+    other_run = fake_grading_run()  # graded on this machine before the kernels start
+    late_runs: list[Path] = []       # ... and one whose grading starts while they run
+    stop = threading.Event()
+    watcher = threading.Thread(target=start_late_run, args=(stop, late_runs), daemon=True)
+    watcher.start()
     try:
         summary = autograde(inputs, out, ["01_basics"], course=course, workers=2, cell_timeout=8,
                             notebook_timeout=45, memory_limit="3G")
     finally:
-        shutil.rmtree(other_run)
+        stop.set()
+        watcher.join()
+        for run in [other_run, *late_runs]:
+            shutil.rmtree(run)
+    assert late_runs, "the snoop student's cell never started: the late run was not tested"
     rows = {r["student"]: r for r in read_csv(out / "grades.csv")}
     assert set(rows) == set(cases)
     for student, (status, score, words) in cases.items():
