@@ -483,9 +483,21 @@ def _worker_ids(text: str, max_tokens: int | None = None) -> list[int]:
 
 # ------------------------------------------------------------------ training
 
+def continuations(lines) -> list[str]:
+    """"##" + each character seen inside a word (not at its start), sorted.
+
+    The trainer adds these pieces itself, numbered in the order it meets them in a
+    hash map: an order that changes from run to run, and with it the merges chosen
+    among equally frequent pairs. Given first, in a fixed order, they make the same
+    corpus give the same vocabulary every time (huggingface/tokenizers#1794)."""
+    return sorted({"##" + char for line in lines for word in line.split() for char in word[1:]})
+
+
 def train_vocab(texts, vocab_size: int, min_frequency: int = 2) -> dict[str, int]:
     """A new WordPiece vocabulary from a corpus: MeCab words, then the
-    `tokenizers` library's WordPiece trainer. Special tokens come first (ids 0..4).
+    `tokenizers` library's WordPiece trainer. Special tokens come first (ids 0..4),
+    then the "##" characters, the characters, and the merged pieces in the order
+    the trainer added them. The same texts give the same vocabulary every time.
 
     The size can differ from `vocab_size`: every character seen in the corpus
     is kept (so few words end up as [UNK]), and a small corpus runs out of
@@ -494,11 +506,12 @@ def train_vocab(texts, vocab_size: int, min_frequency: int = 2) -> dict[str, int
     from tokenizers import Tokenizer as HFTokenizer
     from tokenizers import models, pre_tokenizers, trainers
 
+    lines = [" ".join(mecab_words_fast(text)) for text in texts]
     model = HFTokenizer(models.WordPiece(unk_token="[UNK]"))
     model.pre_tokenizer = pre_tokenizers.WhitespaceSplit()  # our words contain no whitespace
     trainer = trainers.WordPieceTrainer(
-        vocab_size=vocab_size, min_frequency=min_frequency,
-        special_tokens=SPECIAL_TOKENS, continuing_subword_prefix="##", show_progress=False)
-    model.train_from_iterator((" ".join(mecab_words_fast(text)) for text in texts), trainer)
+        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS + continuations(lines),
+        continuing_subword_prefix="##", show_progress=False)
+    model.train_from_iterator(lines, trainer)
     trained = model.get_vocab()
     return {token: i for i, token in enumerate(sorted(trained, key=trained.get))}
