@@ -187,6 +187,62 @@ def model_config(settings: PretrainSettings, vocab_size: int) -> BertConfig:
                       **SIZES[settings.size])
 
 
+@dataclass
+class MLMRun:
+    """One pre-training run: the model, what updates it, and how far it is."""
+    model: BertForMaskedLM
+    trained: torch.nn.Module  # the model as the steps call it (compiled or not)
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    plan: dict                # {"total": steps, "warmup": steps}: a time budget moves them
+    step: int = 0
+    loss: torch.Tensor | float = float("nan")  # the last step's, still on the device until read
+
+
+def start_mlm_run(model, settings: PretrainSettings, device) -> MLMRun:
+    """AdamW with warm-up then linear decay, over a plan of steps that a time budget can change."""
+    # Static shapes: one graph per block length (two at most), no slower dynamic kernels.
+    trained = T.compile_layers(model, dynamic=False) if settings.compile else model
+    optimizer = T.make_optimizer(model, settings.lr, settings.weight_decay, device)
+    plan = {"total": settings.max_steps, "warmup": T.warmup_steps_for(settings.max_steps, settings.warmup_ratio)}
+    scheduler = torch.optim.lr_scheduler.LambdaLR(  # reads the plan at every step
+        optimizer, lambda s: T.warmup_linear_decay(s, plan["warmup"], plan["total"]))
+    return MLMRun(model, trained, optimizer, scheduler, T.grad_scaler(device), plan)
+
+
+def block_batches(blocks: torch.Tensor, batch_size: int, documents, tokenizer, generator, settings):
+    """One pass over the blocks, in random order. Full batches only: every step the
+    same shape (a compiled model compiles once per length)."""
+    if settings.shuffle_documents:  # a new pass over the text: new blocks
+        blocks = repacked(documents, tokenizer, blocks.shape[1], generator)
+    batch_size = min(batch_size, len(blocks))
+    order = torch.randperm(len(blocks), generator=generator)
+    for first in range(0, len(order) - batch_size + 1, batch_size):
+        yield blocks[order[first:first + batch_size]]
+
+
+def log_progress(run: MLMRun, ids, bar, log_path, started: float, heldout: dict, eval_every: int, device) -> None:
+    """The loss in the log and on the bar every 10 steps (reading it waits for the GPU),
+    with the held-out loss and accuracy every eval_every steps."""
+    evaluate = heldout and run.step % eval_every == 0
+    if not (run.step % 10 == 0 or run.step == 1 or evaluate):
+        return
+    run.loss = run.loss.item()
+    bar.set_postfix(loss=f"{run.loss:.3f}", refresh=False)  # drawn at tqdm's pace
+    entry = {"step": run.step, "loss": run.loss, "seconds": round(time.time() - started, 2), "length": ids.shape[1]}
+    if evaluate:
+        entry.update(heldout_metrics(run.model, heldout[ids.shape[1]], len(ids), device))
+    T.append_log(log_path, entry)
+
+
+def share_done(run: MLMRun, started: float, settings: PretrainSettings) -> float:
+    """How much of the run is done: of the time budget, or of the steps."""
+    if settings.minutes:
+        return (time.time() - started) / (60 * settings.minutes)
+    return run.step / run.plan["total"]
+
+
 def pretrain(texts: list, out_dir, settings: PretrainSettings, dev_texts: list | None = None) -> dict:
     """Train a vocabulary, then an MLM BERT; save both in the Hugging Face layout.
     texts (and dev_texts): strings, or (title, body) pairs (see document_token_ids).
@@ -206,55 +262,33 @@ def pretrain(texts: list, out_dir, settings: PretrainSettings, dev_texts: list |
     heldout = (heldout_samples(document_token_ids(tokenizer, dev_texts, WORKERS), tokenizer,
                                [blocks.shape[1] for blocks, _, _ in phases], settings) if dev_texts else {})
     model = BertForMaskedLM(model_config(settings, tokenizer.vocab_size)).to(device)
-    # Static shapes: one graph per block length (two at most), no slower dynamic kernels.
-    trained = T.compile_layers(model, dynamic=False) if settings.compile else model
-    optimizer = T.make_optimizer(model, settings.lr, settings.weight_decay, device)
-    scaler = T.grad_scaler(device)
-    plan = {"total": settings.max_steps, "warmup": T.warmup_steps_for(settings.max_steps, settings.warmup_ratio)}
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: T.warmup_linear_decay(s, plan["warmup"], plan["total"]))
+    run = start_mlm_run(model, settings, device)
     generator = torch.Generator().manual_seed(settings.seed)
     mask = masking(tokenizer, settings)
 
-    start, step, loss = time.time(), 0, float("nan")
-    bar = tqdm(total=plan["total"], desc="事前学習 (MLM)")
+    start = time.time()
+    bar = tqdm(total=run.plan["total"], desc="事前学習 (MLM)")
     model.train()
     with T.stop_between_steps() as interrupted:  # Ctrl-C: the model so far is saved
         phase = 0
-        while step < plan["total"] and not interrupted.is_set():
+        while run.step < run.plan["total"] and not interrupted.is_set():
             blocks, batch_size, until = phases[phase]
-            if settings.shuffle_documents:  # a new pass over the text: new blocks
-                blocks = repacked(documents, tokenizer, blocks.shape[1], generator)
-            batch_size = min(batch_size, len(blocks))
-            order = torch.randperm(len(blocks), generator=generator)
-            # Full batches only: every step the same shape (a compiled model compiles once per length).
-            for first in range(0, len(order) - batch_size + 1, batch_size):
-                ids = blocks[order[first:first + batch_size]]
+            for ids in block_batches(blocks, batch_size, documents, tokenizer, generator, settings):
                 masked, labels = mask(ids, generator=generator)
-                segments = segment_ids(ids, tokenizer.sep_id)
-                loss = mlm_step(trained, optimizer, scheduler, T.to_device(masked, device),
-                                T.to_device(labels, device), settings.clip_norm, device, scaler,
-                                T.to_device(segments, device))
-                step += 1
+                run.loss = mlm_step(run.trained, run.optimizer, run.scheduler, T.to_device(masked, device),
+                                    T.to_device(labels, device), settings.clip_norm, device, run.scaler,
+                                    T.to_device(segment_ids(ids, tokenizer.sep_id), device))
+                run.step += 1
                 bar.update(1)
-                evaluate = heldout and step % settings.eval_every == 0
-                if step % 10 == 0 or step == 1 or evaluate:  # reading the loss waits for the GPU: not at every step
-                    loss = loss.item()
-                    bar.set_postfix(loss=f"{loss:.3f}", refresh=False)  # drawn at tqdm's pace
-                    entry = {"step": step, "loss": loss, "seconds": round(time.time() - start, 2),
-                             "length": ids.shape[1]}
-                    if evaluate:
-                        entry.update(heldout_metrics(model, heldout[ids.shape[1]], batch_size, device))
-                    T.append_log(log_path, entry)
-                if settings.minutes and step % 10 == 0:
-                    fit_schedule_to_budget(plan, step, time.time() - start, settings)
-                    bar.total = plan["total"]
-                if step >= plan["total"] or interrupted.is_set():
+                log_progress(run, ids, bar, log_path, start, heldout, settings.eval_every, device)
+                if settings.minutes and run.step % 10 == 0:
+                    fit_schedule_to_budget(run.plan, run.step, time.time() - start, settings)
+                    bar.total = run.plan["total"]
+                if run.step >= run.plan["total"] or interrupted.is_set():
                     break
-                done = (time.time() - start) / (60 * settings.minutes) if settings.minutes else step / plan["total"]
-                if done >= until:  # on to the next (longer) blocks; their steps are slower
+                if share_done(run, start, settings) >= until:  # on to the next (longer) blocks; slower steps
                     phase += 1
-                    plan.pop("mark", None)
+                    run.plan.pop("mark", None)
                     if settings.copy_positions:
                         copy_position_embeddings(model, ids.shape[1], phases[phase][0].shape[1])
                     break
@@ -263,19 +297,20 @@ def pretrain(texts: list, out_dir, settings: PretrainSettings, dev_texts: list |
             # stopped before the longest blocks: their positions start as the switch would have made them
             copy_position_embeddings(model, stopped_at, phases[-1][0].shape[1])
         bar.close()
-        loss = float(loss)
+        loss = float(run.loss)
         final = {}
         if heldout:  # the final model, on full-length blocks
             length = phases[-1][0].shape[1]
             final = heldout_metrics(model, heldout[length], phases[-1][1], device)
-            T.append_log(log_path, {"step": step, "loss": loss, "seconds": round(time.time() - start, 2),
+            T.append_log(log_path, {"step": run.step, "loss": loss, "seconds": round(time.time() - start, 2),
                                     "length": length, **final})
 
         save_model(model, out_dir, tokenizer)
     unigram = unigram_loss(phases[-1][0])
     T.plot_learning_curve(T.read_log(log_path), out_dir / "learning_curve.png", "事前学習 (MLM) の損失",
                           baselines={"頻度だけで当てたときの損失": unigram})
-    summary = {"steps": step, "final_loss": loss, "unigram_loss": unigram, "seconds": round(time.time() - start, 1),
+    summary = {"steps": run.step, "final_loss": loss, "unigram_loss": unigram,
+               "seconds": round(time.time() - start, 1),
                "interrupted": interrupted.is_set(), "longest_trained_block": stopped_at,
                "blocks": len(phases[-1][0]), "tokens_per_block": settings.max_length,
                "phases": [{"tokens_per_block": b.shape[1], "blocks": len(b), "batch_size": n} for b, n, _ in phases],
