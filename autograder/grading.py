@@ -82,6 +82,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from .cli_messages import positive_int
 from .grading_gradebook import STATUS_HELP, Row, record, write_csv
 from .grading_nbgrader import KERNEL_SCRIPT, Limits
 from .grading_outputs import OutputError, check_out_dir, clear_outputs, kept_rows, load_previous
@@ -120,7 +121,8 @@ def probe_isolation() -> str:
 
 
 def package_dirs() -> list[str]:
-    """Folders of the reference implementation and the grader (hidden from kernels)."""
+    """Folders of the reference implementation and the grader (hidden from kernels),
+    and the git folder of the project that holds them (its history has them too)."""
     import importlib.util
 
     dirs = []
@@ -128,17 +130,21 @@ def package_dirs() -> list[str]:
         spec = importlib.util.find_spec(name)
         for location in (spec.submodule_search_locations or []) if spec else []:
             dirs.append(str(Path(location).resolve()))
+            git = Path(location).resolve().parent / ".git"
+            if git.exists() and str(git) not in dirs:
+                dirs.append(str(git))
     return dirs
 
 
 def folders_to_hide(candidates, keep) -> list[str]:
-    """Existing folders among `candidates`, except those holding something the
-    kernel needs (its scratch folder, the Python installation)."""
+    """Existing folders (and files: a course bundle) among `candidates`, except
+    those holding something the kernel needs (its scratch folder, the Python
+    installation)."""
     keep = [Path(k).resolve() for k in keep]
     out = []
     for folder in candidates:
         folder = Path(folder).resolve()
-        if not folder.is_dir() or any(k == folder or folder in k.parents for k in keep):
+        if not folder.exists() or any(k == folder or folder in k.parents for k in keep):
             continue
         if str(folder) not in out:
             out.append(str(folder))
@@ -300,7 +306,8 @@ def autograde(submissions, out_dir, assignments: list[str] | None = None, *, wor
         limits = Limits(cell_timeout=int(cell_timeout), notebook_timeout=int(notebook_timeout),
                         memory_limit=parse_size(memory_limit), device=device,
                         threads=max(1, cpus // max(1, min(workers, len(jobs) or 1))),
-                        hide=folders_to_hide([work, out_dir, *[Path(p) for p in submissions], *package_dirs()],
+                        hide=folders_to_hide([work, out_dir, *[Path(p) for p in submissions], *package_dirs(),
+                                              *([Path(course)] if course else [])],
                                              keep=[scratch, Path(sys.prefix), Path(sys.base_prefix),
                                                    Path(sys.executable).resolve().parent]),
                         namespaces=namespaces)
@@ -400,11 +407,11 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="課題の分からないノートブック (メタデータにもファイル名にもない) をこの課題として採点する")
     p.add_argument("--course", help="release --bundle の zip か nbgrader のコースフォルダ "
                                     "(省略時は課題ソースと solutions から作る)")
-    p.add_argument("--workers", type=int, default=2, help="並列に採点するプロセス数 (既定 2)")
+    p.add_argument("--workers", type=positive_int, default=2, help="並列に採点するプロセス数 (既定 2)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                    help="ノートブックを実行する装置 (既定 cpu: CUDA を使う提出も CPU の小さな設定で採点)")
-    p.add_argument("--cell-timeout", type=int, default=180, help="1 セルの制限時間 (秒、1 以上、既定 180)")
-    p.add_argument("--notebook-timeout", type=int, default=600, help="1 ノートブックの制限時間 (秒、1 以上、既定 600)")
+    p.add_argument("--cell-timeout", type=positive_int, default=180, help="1 セルの制限時間 (秒、1 以上、既定 180)")
+    p.add_argument("--notebook-timeout", type=positive_int, default=600, help="1 ノートブックの制限時間 (秒、1 以上、既定 600)")
     p.add_argument("--memory-limit", default="4G", help="カーネルのメモリ上限 (既定 4G、0 で制限なし)")
     p.add_argument("--fresh", action="store_true",
                    help="出力先の前回の結果 (手で付けた点数も) を消して作り直す。"

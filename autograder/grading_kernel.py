@@ -11,24 +11,36 @@ Stage 1 (``python -I grading_kernel.py -f CONNECTION_FILE``):
    RLIMIT_DATA, so an allocation beyond it fails with MemoryError instead of
    exhausting the machine), file size, no core dumps;
 2. copies the connection file into the kernel's working folder (a scratch
-   copy made for this notebook), then, where Linux allows unprivileged user
-   namespaces, enters a private user + mount namespace. There the temp folder
-   (``tempfile.gettempdir()``, where every autograde run keeps its course,
-   gradebooks and students' notebooks in ``bw-grade-*``) is replaced by a
-   fresh, empty, writable tmpfs of its own (``PRIVATE_TMP_SIZE``), into which
-   only the kernel's working folder (and the Python installation, should it
-   lie in the temp folder) is bind-mounted back at its usual path: the
-   autograde runs on the machine, those that start later included, are out
-   of sight. Then an empty read-only tmpfs covers every folder in
-   ``BW_HIDE`` still in view, i.e. outside the temp folder (the nbgrader
-   course with the hidden tests and the gradebook, the output folder, the
-   submissions, ``solutions/`` and ``autograder/``). A second user
-   namespace then locks those mounts: the kernel cannot unmount them, and it
-   cannot reach other processes' views through /proc (ptrace across user
-   namespaces is refused). (A working folder outside the temp folder, or a
-   failed tmpfs mount, keeps the real temp folder: only the autograde runs
-   found there at the start, ``other_grading_runs``, are covered then.)
-3. re-executes Python (stage 2, this file's code passed with ``-c``) so the
+   copy made for this notebook), and sends the kernel's stdout and stderr
+   through a pipe to a relay process that copies them into the grader's log
+   (the kernel can add to the log, not read it);
+3. where Linux allows unprivileged user namespaces, enters a private user +
+   mount namespace (``hide_folders``):
+
+   - the temp folder (``tempfile.gettempdir()``, where every autograde run
+     keeps its course, gradebooks and students' notebooks in ``bw-grade-*``)
+     is replaced by a fresh, empty, writable tmpfs of its own
+     (``PRIVATE_TMP_SIZE``), into which only the kernel's working folder (and
+     the Python installation, should it lie in the temp folder) is
+     bind-mounted back: the autograde runs on the machine, those that start
+     later included, are out of sight;
+   - an empty read-only tmpfs covers every folder in ``BW_HIDE`` still in
+     view (the nbgrader course with the hidden tests and the gradebook, the
+     output folder, the submissions, ``solutions/``, ``autograder/`` and the
+     project's ``.git``), and /dev/null every file (a course bundle);
+   - every other mount becomes read-only: the kernel writes only in its
+     working folder and its temp folder, so it cannot leave code for the
+     grader's Python (a ``.pth`` file) or for the next kernel;
+   - a second user namespace then locks those mounts: the kernel cannot
+     unmount them, and it cannot reach other processes' views through /proc
+     (ptrace across user namespaces is refused).
+
+   A failure once inside the namespace stops the kernel (no student code runs
+   half-isolated). A working folder outside the temp folder, or a failed
+   tmpfs mount, keeps the real temp folder: only the autograde runs found
+   there at the start (``other_grading_runs``) are covered then. Runs under
+   another temp folder (another ``TMPDIR``) are not covered;
+4. re-executes Python (stage 2, this file's code passed with ``-c``) so the
    kernel keeps no capabilities.
 
 Stage 2 blocks imports of ``BW_BLOCK_MODULES`` (``solutions``,
@@ -36,14 +48,16 @@ Stage 2 blocks imports of ``BW_BLOCK_MODULES`` (``solutions``,
 starts ipykernel.
 
 ``--probe`` answers ``namespaces`` or ``none``: whether stage 1's isolation (the
-private temp folder with the working folder bound back, a covered folder)
-works here.
+private temp folder with the working folder bound back, a covered folder, the
+rest read-only) works here.
 """
 from __future__ import annotations
 
 import ctypes
+import errno
 import glob
 import os
+import re
 import resource
 import shutil
 import sys
@@ -52,8 +66,13 @@ import tempfile
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUSER = 0x10000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
-MS_BIND, MS_REC, MS_PRIVATE = 0x1000, 0x4000, 1 << 18
+MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 0x20, 0x1000, 0x4000, 1 << 18
 MNT_DETACH = 2
+# A mount's flags that a user namespace may not clear (nor change, for the atime ones):
+# a read-only remount keeps them (statvfs's ST_* values are the MS_* ones).
+KEPT_MOUNT_FLAGS = (os.ST_NOSUID | os.ST_NODEV | os.ST_NOEXEC | os.ST_NOATIME | os.ST_NODIRATIME
+                    | os.ST_RELATIME)
+KERNEL_FILESYSTEMS = ("/proc", "/sys", "/dev")  # left as they are: not files of anyone's
 OVERFLOW_UID = 65534  # "nobody": the kernel's uid inside when the grader runs as root
 # The kernel's own temp folder: a tmpfs (memory, outside RLIMIT_DATA), hence capped.
 PRIVATE_TMP_SIZE = 256 * 2**20
@@ -71,8 +90,8 @@ def _libc():
 
 def _check(result: int, what: str) -> None:
     if result != 0:
-        errno = ctypes.get_errno()
-        raise OSError(errno, f"{what}: {os.strerror(errno)}")
+        code = ctypes.get_errno()
+        raise OSError(code, f"{what}: {os.strerror(code)}")
 
 
 def _write(path: str, text: str) -> None:
@@ -92,40 +111,110 @@ def _inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
-def hide_folders(folders: list[str], private_tmp: str | None = None, keep: list[str] = ()) -> None:
-    """Empty read-only tmpfs over each folder, in namespaces the kernel cannot undo.
+class IsolationError(OSError):
+    """Isolation failed half-way: the kernel must not start."""
 
-    private_tmp: a folder (the temp folder) to replace first by an empty writable
-    tmpfs, into which the folders `keep` (inside it; the working folder among them)
-    are bind-mounted back at their paths; the process then works in the bound copy
-    of its working folder. Folders in `folders` that were in private_tmp are gone
-    with it (their paths no longer exist) and need no mount of their own. Should
-    that fail, the real temp folder stays (with a warning) and they are covered."""
+
+def hide_folders(folders: list[str], private_tmp: str | None = None, keep: list[str] = ()) -> None:
+    """Isolate this process, in namespaces the kernel cannot undo:
+
+    1. private_tmp (the temp folder) is replaced by an empty writable tmpfs, into
+       which the folders `keep` (inside it; the working folder among them) are
+       bind-mounted back at their paths (should that fail: the real temp folder
+       stays, with a warning);
+    2. an empty read-only tmpfs covers each folder of `folders` (/dev/null each file);
+    3. every other mount becomes read-only: the process writes only in its working
+       folder and its temp folder (else it could, say, put a .pth file into the
+       grader's Python and run code outside these namespaces);
+    4. a second user namespace, owned by a less privileged one, locks the mounts.
+
+    Raises OSError if namespaces cannot be made here (nothing done), IsolationError
+    if a later step failed (the mounts made are locked all the same)."""
     libc = _libc()
     libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
     libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
     outside_uid, outside_gid = os.geteuid(), os.getegid()
     cwd = os.getcwd()
     _enter_user_namespace(libc, 0, 0)
-    _check(libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "mount --make-rprivate /")
-    if private_tmp:
-        mounted = []
+    try:
+        _check(libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "mount --make-rprivate /")
+        writable = [private_tmp] if private_tmp and _private_tmp_or_warn(libc, private_tmp, keep, cwd) else []
+        writable.append(_own_mount(libc, os.getcwd()))
+        for path in folders:
+            _cover(libc, path)
+        _read_only_except(libc, writable)
+    except OSError as e:
+        raise IsolationError(e.errno, f"{e}") from e
+    finally:
+        # Always, even after a failure: otherwise the kernel would start with every
+        # capability in a namespace where it could unmount the covers.
+        _enter_user_namespace(libc, outside_uid or OVERFLOW_UID, outside_gid or OVERFLOW_UID)
+
+
+def _private_tmp_or_warn(libc, tmp: str, keep: list[str], cwd: str) -> bool:
+    mounted = []
+    try:
+        _mount_private_tmp(libc, tmp, keep, cwd, mounted)
+        return True
+    except OSError as e:
+        if mounted:  # back to the real temp folder, with the folders below covered
+            libc.umount2(tmp.encode(), MNT_DETACH)
+        os.chdir(cwd)
+        print(f"grading_kernel: 専用の一時フォルダを作れませんでした ({e}); "
+              "採点開始時にあった他の採点のフォルダだけを隠します", file=sys.stderr)
+        return False
+
+
+def _own_mount(libc, folder: str) -> str:
+    """Make `folder` a mount of its own (a bind mount onto itself) and work in it, so
+    that it can stay writable when the mount holding it becomes read-only."""
+    if folder not in _mount_points():
+        _check(libc.mount(folder.encode(), folder.encode(), None, MS_BIND | MS_REC, None), f"mount --rbind {folder}")
+        os.chdir(folder)  # into the new mount (the old working folder is the one beneath)
+    return folder
+
+
+def _cover(libc, path: str) -> None:
+    """An empty read-only tmpfs over a folder, /dev/null over a file. A path gone in
+    the meantime (another run ended) needs nothing."""
+    if os.path.isdir(path):
+        result = libc.mount(b"tmpfs", path.encode(), b"tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                            b"size=4k,mode=0555")
+    elif os.path.isfile(path):
+        result = libc.mount(b"/dev/null", path.encode(), None, MS_BIND, None)
+    else:
+        return
+    if result != 0 and ctypes.get_errno() != errno.ENOENT:
+        _check(result, f"mount over {path}")
+
+
+def _mount_points() -> list[str]:
+    """Every mount point of this mount namespace, parents before children."""
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+        points = [line.split()[4] for line in f]
+    # mountinfo writes space, tab, newline and backslash as octal escapes (\040 ...)
+    decoded = [re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), p) for p in points]
+    return list(dict.fromkeys(decoded))
+
+
+def _read_only_except(libc, writable: list[str]) -> None:
+    """Remount every mount read-only (keeping its locked flags), but the `writable`
+    ones and the kernel's own filesystems (/proc, /sys, /dev). A mount the process
+    cannot reach (another user's folder, one now covered) is skipped: it cannot
+    write there either."""
+    for point in _mount_points():
+        if point in writable or any(_inside(point, k) for k in KERNEL_FILESYSTEMS):
+            continue
         try:
-            _mount_private_tmp(libc, private_tmp, keep, cwd, mounted)
-        except OSError as e:
-            if mounted:  # back to the real temp folder, with the folders below covered
-                libc.umount2(private_tmp.encode(), MNT_DETACH)
-            os.chdir(cwd)
-            print(f"grading_kernel: 専用の一時フォルダを作れませんでした ({e}); "
-                  "採点開始時にあった他の採点のフォルダだけを隠します", file=sys.stderr)
-    for folder in folders:
-        if os.path.isdir(folder):
-            _check(libc.mount(b"tmpfs", folder.encode(), b"tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                              b"size=4k,mode=0555"), f"mount tmpfs {folder}")
-    # A second namespace owned by a less privileged user namespace: the mounts above are locked.
-    uid = outside_uid or OVERFLOW_UID
-    gid = outside_gid or OVERFLOW_UID
-    _enter_user_namespace(libc, uid, gid)
+            flags = os.statvfs(point).f_flag
+        except OSError:
+            continue
+        if flags & os.ST_RDONLY:
+            continue
+        result = libc.mount(None, point.encode(), None, MS_REMOUNT | MS_BIND | MS_RDONLY | (flags & KEPT_MOUNT_FLAGS),
+                            None)
+        if result != 0 and ctypes.get_errno() not in (errno.ENOENT, errno.EACCES):
+            _check(result, f"mount -o remount,bind,ro {point}")
 
 
 def _mount_private_tmp(libc, tmp: str, keep: list[str], cwd: str, mounted: list) -> None:
@@ -184,7 +273,7 @@ def other_grading_runs(cwd: str) -> list[str]:
     working folder lies outside it, or the private one could not be mounted). Only
     the runs there at the kernel's start: one that starts later would stay in
     view, hence the private temp folder, under which none of them is in sight."""
-    pattern = os.path.join(tempfile.gettempdir(), "bw-grade-*")
+    pattern = os.path.join(os.path.realpath(tempfile.gettempdir()), "bw-grade-*")  # cwd has no links either
     return [f for f in sorted(glob.glob(pattern)) if os.path.isdir(f) and not (cwd + os.sep).startswith(f + os.sep)]
 
 
@@ -212,7 +301,8 @@ def probe() -> str:
                 with open(path, "w") as f:
                     f.write("x")
             hidden = not any(os.path.exists(os.path.join(d, "secret")) for d in (folder, covered))
-            os._exit(0 if kept and hidden else 1)
+            read_only = bool(os.statvfs("/").f_flag & os.ST_RDONLY)  # the rest of the machine
+            os._exit(0 if kept and hidden and read_only else 1)
         except BaseException:
             os._exit(1)
     _, status = os.waitpid(pid, 0)
@@ -255,12 +345,32 @@ def stage1(argv: list[str]) -> None:
     folders = [f for f in os.environ.get("BW_HIDE", "").split(os.pathsep) if f]
     with open(os.path.abspath(__file__), encoding="utf-8") as f:
         code = f.read()  # stage 2 runs from memory: this file's folder may be hidden below
+    relay_output()
     if os.environ.get("BW_NAMESPACES", "1") == "1":
         try:
             isolate(folders)
-        except OSError as e:
+        except IsolationError as e:  # half-isolated: no student code runs like this
+            print(f"grading_kernel: 隔離の途中で失敗したのでカーネルを起動しません ({e})", file=sys.stderr)
+            sys.exit(1)
+        except OSError as e:  # no namespaces here: nothing was changed
             print(f"grading_kernel: フォルダを隠せませんでした ({e}); 制限を減らして続けます", file=sys.stderr)
     os.execv(sys.executable, [sys.executable, "-I", "-c", code, "--stage2", *argv])
+
+
+def relay_output() -> None:
+    """The kernel's stdout and stderr become a pipe to a small relay process that
+    copies them into the grader's log. With the log itself as fd 2, the kernel could
+    read it (/proc/self/fd/2: other students' grading) or rewrite it."""
+    read_end, write_end = os.pipe()
+    if os.fork() == 0:  # the relay: until every writer (the kernel and its children) is gone
+        os.close(write_end)
+        while chunk := os.read(read_end, 65536):
+            os.write(2, chunk)
+        os._exit(0)
+    os.close(read_end)
+    os.dup2(write_end, 1)
+    os.dup2(write_end, 2)
+    os.close(write_end)
 
 
 class BlockedModules:

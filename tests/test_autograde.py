@@ -22,6 +22,8 @@ from autograder.grading_submissions import collect_submissions
 from autograder.notebooks import COURSE_ID, META_KEY, assignment_names, write_bundle
 from test_autograde_support import appended_to_cell, built_course_root, cell_index, read, with_cell_source, write
 
+ROOT = Path(__file__).resolve().parent.parent
+
 pytestmark = pytest.mark.timeout(900)
 
 SNOOP_MARKER = "snoop-started"  # written by the snoop student's kernel into its working folder
@@ -260,6 +262,20 @@ for path in found:
         found.append("WROTE " + path)
     except OSError:
         pass
+import sysconfig  # code left for the grader's Python, or beside the hidden packages
+for path in [os.path.join(sysconfig.get_paths()["purelib"], "zz_snoop.pth"), {str(ROOT / "zz_snoop.py")!r}]:
+    try:
+        open(path, "w").close()
+        os.remove(path)
+        found.append("WROTE " + path)
+    except OSError:
+        pass
+for fd in os.listdir("/proc/self/fd"):  # the grader's log, inherited as stderr
+    target = os.readlink("/proc/self/fd/" + fd) if os.path.islink("/proc/self/fd/" + fd) else ""
+    if target.startswith({str(out_dir)!r}):
+        found.append("LOG " + target)
+if os.path.isdir({str(ROOT / ".git")!r}) and os.listdir({str(ROOT / ".git")!r}):  # the history of solutions/
+    found.append("GIT")
 try:
     import solutions.attention
     found.append("IMPORTED solutions")

@@ -29,9 +29,11 @@ def test_a_mistyped_option_is_blamed_on_its_subcommand(capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["autograd"], "'autograd' は選べません ("),
-    (["autograde", "class", "--workers", "two"], "--workers: 'two' は int として読めません"),
+    (["autograde", "class", "--workers", "two"], "--workers: 整数ではありません (two)"),
+    (["leaderboard", "submit", "s", "--team", "A", "--max-submissions", "many"], "'many' は int として読めません"),
     (["train"], "次の引数が必要です: --train, --dev, --checkpoint"),
     (["predict", "--checkpoint"], "--checkpoint: 値が 1 つ必要です"),
+    (["autograde", "class", "--workers", "0"], "--workers: 1 以上の整数にしてください (0)"),  # 2, as usage errors
 ])
 def test_usage_errors_are_in_japanese(capsys, argv, message):
     assert message in usage_error(capsys, argv)
