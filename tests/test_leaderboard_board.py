@@ -401,7 +401,7 @@ def test_cli_submit_warns_when_no_label_is_in_common_on_the_public_pages(tmp_pat
                      "--db", db]) == 0
     captured = capsys.readouterr()
     assert "Micro-F1 (Public): 0.0000" in captured.out
-    assert "正解と一致した予測ラベルが 1 つもありません" in captured.err
+    assert "Public のページでは正解と一致した予測ラベルが 1 つもありません" in captured.err
     assert "提出にありません" not in captured.err
     # judged on the public pages alone: right private pages must not show through
     assert cli.main(["submit", str(submission(tmp_path, "private", 0, 5)), "--team", "A",

@@ -125,7 +125,7 @@ class SubmissionRecord:
     public: Counts
     private: Counts
     # The whole score report (missing pages, ...): only on the record ``submit`` returns;
-    # it is not stored. It covers private pages too: show from it nothing per part.
+    # it is not stored. It covers private pages too: show from it nothing of the private part.
     report: ScoreReport | None = field(default=None, compare=False, repr=False)
 
     @property

@@ -198,7 +198,7 @@ def _submit_notes(record) -> list[str]:
         return []
     public = report.parts.get(PUBLIC)
     notes = [render.missing_pages_note(report),
-             render.no_common_label_note(public) if public is not None else None]
+             render.no_common_label_note(public, "Public のページでは") if public is not None else None]
     return [note for note in notes if note]
 
 

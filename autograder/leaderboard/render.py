@@ -233,11 +233,12 @@ def missing_pages_note(report: ScoreReport) -> str | None:
             "提出し忘れたページがないか確かめてください")
 
 
-def no_common_label_note(report: ScoreReport) -> str | None:
+def no_common_label_note(report, where: str = "") -> str | None:
     """The warning for predictions of which not one label is in the gold (None otherwise):
-    labels written another way (ENE ids against names, ...)?"""
+    labels written another way (ENE ids against names, ...)? report: a ScoreReport or the
+    Counts of one part; where: which pages were looked at ("Public のページで", ...)."""
     if report.tp == 0 and report.fp > 0:
-        return ("注意: 正解と一致した予測ラベルが 1 つもありません。"
+        return (f"注意: {where}正解と一致した予測ラベルが 1 つもありません。"
                 "正解と提出で、ラベルの書き方 (ENE の ID か名前か、など) が同じか確かめてください")
     return None
 
