@@ -151,14 +151,16 @@ class Run:
     scheduler: torch.optim.lr_scheduler.LRScheduler
     scaler: torch.amp.GradScaler
     settings: FinetuneSettings
-    state_path: Path
-    keeps_state: bool         # this process saves the state (the main one, unless --no-keep-state)
+    device: torch.device
+    log_path: Path            # metrics.jsonl: the loss every 10 steps, dev micro-F1 every epoch
+    state_path: Path          # last/state.pt: what --resume reads
+    is_main: bool = True      # the process that logs, evaluates and saves (torchrun: rank 0)
     step: int = 0
     best: dict = field(default_factory=lambda: {"dev_micro_f1": -1.0, "epoch": None})
 
     def save(self) -> None:
         """Everything --resume needs to go on as if nothing had stopped."""
-        if self.keeps_state:
+        if self.is_main and self.settings.keep_state:
             T.save_state(self.state_path, model=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
                          scheduler=self.scheduler.state_dict(), scaler=self.scaler.state_dict(), step=self.step,
                          best=self.best, rng=T.rng_state(), labels=self.model.config.labels,
@@ -195,6 +197,7 @@ def finetune(train_records, dev_records, checkpoint, out_dir, settings: Finetune
         log_path.unlink(missing_ok=True)
     warn_unseen_labels(dev_records, labels, dev_source)
     model, tokenizer = load_classifier(checkpoint, labels, multi_label, settings)
+    settings.max_length = fit_max_length(settings.max_length, model.config)
     model.to(device)
 
     cache = out_dir / "cache"
@@ -204,7 +207,7 @@ def finetune(train_records, dev_records, checkpoint, out_dir, settings: Finetune
     lengths = [len(x) for x in train_enc["input_ids"]]
     steps_per_epoch = len(dist.shard(length_bucketed_batches(lengths, settings.batch_size, seed=settings.seed)))
     total_steps = steps_per_epoch * settings.epochs
-    run = start_run(model, settings, total_steps, dist, state_path)
+    run = start_run(model, settings, total_steps, dist, log_path, state_path)
     if state:
         run.restore(state)
 
@@ -213,12 +216,11 @@ def finetune(train_records, dev_records, checkpoint, out_dir, settings: Finetune
     with T.stop_between_steps(enabled=dist.world_size == 1) as interrupted:
         for epoch in range(run.step // steps_per_epoch, settings.epochs):
             batches = dist.shard(length_bucketed_batches(lengths, settings.batch_size, seed=settings.seed + epoch))
-            stopped = train_epoch(run, epoch, batches, steps_per_epoch, (train_enc, train_y), device, log_path,
-                                  interrupted, is_main=dist.is_main)
+            stopped = train_epoch(run, epoch, batches, steps_per_epoch, train_enc, train_y, interrupted)
             if stopped:
                 break
             if dist.is_main:
-                evaluate_epoch(run, epoch, dev_enc, dev_records, device, out_dir, tokenizer, log_path)
+                evaluate_epoch(run, epoch, dev_enc, dev_records, out_dir, tokenizer)
             run.save()
             if interrupted.is_set() and run.step < total_steps:  # at an epoch's end: after its evaluation and state
                 raise KeyboardInterrupt
@@ -269,50 +271,46 @@ def choose_multi_label(multi_label: bool | None, records) -> bool:
 
 
 def load_classifier(checkpoint, labels: list[str], multi_label: bool, settings: FinetuneSettings):
-    """The checkpoint's encoder with a new classifier (seeded) for these labels, and its tokenizer.
-    settings.max_length is cut to the model's positions."""
+    """The checkpoint's encoder with a new classifier (seeded) for these labels, and its tokenizer."""
     directory = resolve_checkpoint(checkpoint)
     tokenizer = Tokenizer.from_pretrained(directory)
     torch.manual_seed(settings.seed)
     model, _ = load_model(directory, FastBertForSequenceClassification, labels=labels, multi_label=multi_label)
     model.unpad = settings.unpad
     check_vocab(tokenizer, model, directory)
-    settings.max_length = fit_max_length(settings.max_length, model.config)
     model.config.windows = settings.windows  # saved with the model: predict reads pages the same way
     return model, tokenizer
 
 
-def start_run(model, settings: FinetuneSettings, total_steps: int, dist: T.Distributed, state_path) -> Run:
+def start_run(model, settings: FinetuneSettings, total_steps: int, dist: T.Distributed, log_path: Path,
+              state_path: Path) -> Run:
     """AdamW with warm-up then linear decay, on the model as the steps call it."""
     trained = dist.wrap(T.compile_layers(model, dynamic=True) if settings.compile else model)
     optimizer = T.make_optimizer(model, settings.lr, settings.weight_decay, dist.device)
     scheduler = T.make_scheduler(optimizer, T.warmup_steps_for(total_steps, settings.warmup_ratio), total_steps)
-    return Run(model, trained, optimizer, scheduler, T.grad_scaler(dist.device), settings, state_path,
-               keeps_state=dist.is_main and settings.keep_state)
+    return Run(model, trained, optimizer, scheduler, T.grad_scaler(dist.device), settings, dist.device, log_path,
+               state_path, is_main=dist.is_main)
 
 
-def train_epoch(run: Run, epoch: int, batches: list, steps_per_epoch: int, data, device, log_path, interrupted,
-                is_main: bool = True) -> bool:
-    """One pass over `batches` (of data = (encoded windows, targets)), from where a
-    resumed run left off. True: stopped early (--stop-after-steps). Ctrl-C
-    (interrupted set) saves the state and raises KeyboardInterrupt. is_main: the
-    process that shows the progress and writes the log."""
-    encoded, y = data
+def train_epoch(run: Run, epoch: int, batches: list, steps_per_epoch: int, encoded, y, interrupted) -> bool:
+    """One pass over `batches` (indices of the encoded windows, whose targets are y),
+    from where a resumed run left off. True: stopped early (--stop-after-steps).
+    Ctrl-C (interrupted set) saves the state and raises KeyboardInterrupt."""
     settings = run.settings
     done_in_epoch = run.step - epoch * steps_per_epoch
     run.model.train()
     bar = tqdm(batches[done_in_epoch:], desc=f"エポック {epoch + 1}/{settings.epochs}",
                initial=done_in_epoch, total=len(batches),  # a resumed epoch shows where it is
-               **({} if is_main else {"disable": True}))  # TQDM_DISABLE still works
+               **({} if run.is_main else {"disable": True}))  # TQDM_DISABLE still works
     for batch_idx in bar:
-        loss = train_step(run.trained, run.optimizer, run.scheduler, batch_idx, encoded, y, settings, device,
+        loss = train_step(run.trained, run.optimizer, run.scheduler, batch_idx, encoded, y, settings, run.device,
                           run.scaler)
         run.step += 1
         if run.step % 10 == 0 or run.step == 1:  # reading the loss waits for the GPU: not at every step
             loss = loss.item()
             bar.set_postfix(loss=f"{loss:.4f}", refresh=False)  # drawn at tqdm's pace
-            if is_main:
-                T.append_log(log_path, {"step": run.step, "epoch": epoch + 1, "loss": loss,
+            if run.is_main:
+                T.append_log(run.log_path, {"step": run.step, "epoch": epoch + 1, "loss": loss,
                                         "lr": run.scheduler.get_last_lr()[0]})
         action = after_step(run.step, steps_per_epoch, settings, interrupted.is_set())
         if action:
@@ -324,10 +322,10 @@ def train_epoch(run: Run, epoch: int, batches: list, steps_per_epoch: int, data,
     return False
 
 
-def evaluate_epoch(run: Run, epoch: int, dev_enc, dev_records, device, out_dir: Path, tokenizer, log_path) -> None:
+def evaluate_epoch(run: Run, epoch: int, dev_enc, dev_records, out_dir: Path, tokenizer) -> None:
     """Dev micro-F1 after an epoch; a new best model goes to out_dir/best, with its dev answers."""
-    f1, rows = evaluate(run.model, dev_enc, dev_records, run.model.config.labels, run.settings, device)
-    T.append_log(log_path, {"step": run.step, "epoch": epoch + 1, "dev_micro_f1": f1})
+    f1, rows = evaluate(run.model, dev_enc, dev_records, run.model.config.labels, run.settings, run.device)
+    T.append_log(run.log_path, {"step": run.step, "epoch": epoch + 1, "dev_micro_f1": f1})
     print(f"エポック {epoch + 1}: dev micro-F1 = {f1:.2f}", file=sys.stderr)
     if f1 > run.best["dev_micro_f1"]:
         run.best = {"dev_micro_f1": f1, "epoch": epoch + 1}

@@ -212,8 +212,10 @@ def start_mlm_run(model, settings: PretrainSettings, device) -> MLMRun:
 
 
 def block_batches(blocks: torch.Tensor, batch_size: int, documents, tokenizer, generator, settings):
-    """One pass over the blocks, in random order. Full batches only: every step the
-    same shape (a compiled model compiles once per length)."""
+    """One pass over the blocks, in random order. With settings.shuffle_documents,
+    new blocks of the same length are packed from the documents first (`blocks`
+    then only gives their length). Full batches only: every step the same shape
+    (a compiled model compiles once per length)."""
     if settings.shuffle_documents:  # a new pass over the text: new blocks
         blocks = repacked(documents, tokenizer, blocks.shape[1], generator)
     batch_size = min(batch_size, len(blocks))
@@ -222,7 +224,7 @@ def block_batches(blocks: torch.Tensor, batch_size: int, documents, tokenizer, g
         yield blocks[order[first:first + batch_size]]
 
 
-def log_progress(run: MLMRun, ids, bar, log_path, started: float, heldout: dict, eval_every: int, device) -> None:
+def log_loss_and_heldout(run: MLMRun, ids, bar, log_path, started: float, heldout: dict, eval_every: int, device) -> None:
     """The loss in the log and on the bar every 10 steps (reading it waits for the GPU),
     with the held-out loss and accuracy every eval_every steps."""
     evaluate = heldout and run.step % eval_every == 0
@@ -236,7 +238,7 @@ def log_progress(run: MLMRun, ids, bar, log_path, started: float, heldout: dict,
     T.append_log(log_path, entry)
 
 
-def share_done(run: MLMRun, started: float, settings: PretrainSettings) -> float:
+def fraction_done(run: MLMRun, started: float, settings: PretrainSettings) -> float:
     """How much of the run is done: of the time budget, or of the steps."""
     if settings.minutes:
         return (time.time() - started) / (60 * settings.minutes)
@@ -280,13 +282,13 @@ def pretrain(texts: list, out_dir, settings: PretrainSettings, dev_texts: list |
                                     T.to_device(segment_ids(ids, tokenizer.sep_id), device))
                 run.step += 1
                 bar.update(1)
-                log_progress(run, ids, bar, log_path, start, heldout, settings.eval_every, device)
+                log_loss_and_heldout(run, ids, bar, log_path, start, heldout, settings.eval_every, device)
                 if settings.minutes and run.step % 10 == 0:
                     fit_schedule_to_budget(run.plan, run.step, time.time() - start, settings)
                     bar.total = run.plan["total"]
                 if run.step >= run.plan["total"] or interrupted.is_set():
                     break
-                if share_done(run, start, settings) >= until:  # on to the next (longer) blocks; slower steps
+                if fraction_done(run, start, settings) >= until:  # on to the next (longer) blocks; slower steps
                     phase += 1
                     run.plan.pop("mark", None)
                     if settings.copy_positions:

@@ -506,10 +506,11 @@ def train_vocab(texts, vocab_size: int, min_frequency: int = 2) -> dict[str, int
     from tokenizers import Tokenizer as HFTokenizer
     from tokenizers import models, pre_tokenizers, trainers
 
-    lines = [" ".join(mecab_words_fast(text)) for text in texts]
+    lines = [" ".join(mecab_words_fast(text)) for text in texts]  # read twice: kept (the corpus again, split)
     model = HFTokenizer(models.WordPiece(unk_token="[UNK]"))
     model.pre_tokenizer = pre_tokenizers.WhitespaceSplit()  # our words contain no whitespace
     trainer = trainers.WordPieceTrainer(
+        # The ## pieces are ordinary pieces: given with the special tokens only to come first, in a fixed order.
         vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS + continuations(lines),
         continuing_subword_prefix="##", show_progress=False)
     model.train_from_iterator(lines, trainer)
