@@ -303,6 +303,9 @@ def autograde(submissions, out_dir, assignments: list[str] | None = None, *, wor
                                 sub.timestamp))
                 row.job_id = job_id
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        # Kernels isolate themselves only where the whole isolation was seen to work: one
+        # that fails half-way does not start, and every notebook would fail with it.
+        isolation = probe_isolation() if namespaces else "none"
         limits = Limits(cell_timeout=int(cell_timeout), notebook_timeout=int(notebook_timeout),
                         memory_limit=parse_size(memory_limit), device=device,
                         threads=max(1, cpus // max(1, min(workers, len(jobs) or 1))),
@@ -310,8 +313,10 @@ def autograde(submissions, out_dir, assignments: list[str] | None = None, *, wor
                                               *([Path(course)] if course else [])],
                                              keep=[scratch, Path(sys.prefix), Path(sys.base_prefix),
                                                    Path(sys.executable).resolve().parent]),
-                        namespaces=namespaces)
-        isolation = probe_isolation() if namespaces else "none"
+                        namespaces=isolation == "namespaces")
+        if namespaces and isolation != "namespaces":
+            print("警告: この計算機ではカーネルを隔離できません (ユーザー名前空間が使えない)。"
+                  "学生のコードから隠しテストや成績簿が見えます", file=sys.stderr)
         log_dir = out_dir / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
 
