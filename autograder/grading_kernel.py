@@ -28,9 +28,11 @@ Stage 1 (``python -I grading_kernel.py -f CONNECTION_FILE``):
      view (the nbgrader course with the hidden tests and the gradebook, the
      output folder, the submissions, ``solutions/``, ``autograder/`` and the
      project's ``.git``), and /dev/null every file (a course bundle);
-   - every other mount becomes read-only: the kernel writes only in its
-     working folder and its temp folder, so it cannot leave code for the
-     grader's Python (a ``.pth`` file) or for the next kernel;
+   - /dev becomes a /dev of its own: the harmless devices (and the GPUs')
+     bound from the real one, a private size-capped /dev/shm;
+   - every other mount becomes read-only, /sys included: the kernel writes
+     only in its working folder and its temp folder, so it cannot leave code
+     for the grader's Python (a ``.pth`` file) or for the next kernel;
    - a second user namespace then locks those mounts: the kernel cannot
      unmount them, and it cannot reach other processes' views through /proc
      (ptrace across user namespaces is refused).
@@ -41,7 +43,17 @@ Stage 1 (``python -I grading_kernel.py -f CONNECTION_FILE``):
    there at the start (``other_grading_runs``) are covered then. Runs under
    another temp folder (another ``TMPDIR``) are not covered;
 4. re-executes Python (stage 2, this file's code passed with ``-c``) so the
-   kernel keeps no capabilities.
+   kernel keeps no capabilities; with namespaces, as the first process of a
+   new PID namespace with a read-only /proc of its own (``run_as_pid_1``): it
+   sees and signals only its own processes, writes no kernel setting (a
+   grader running as root would otherwise let it set
+   /proc/sys/kernel/core_pattern and run a program as root), and whatever it
+   started dies with it.
+
+Left open: kernels reach each other over TCP on 127.0.0.1 (a kernel could
+listen to another's output channel), other grading outputs and submissions
+elsewhere on the machine are readable where file permissions allow (as root:
+everywhere), and memory is limited per process, not per kernel.
 
 Stage 2 blocks imports of ``BW_BLOCK_MODULES`` (``solutions``,
 ``autograder``), keeps only an allowlist of environment variables and
@@ -60,6 +72,7 @@ import os
 import re
 import resource
 import shutil
+import signal
 import sys
 import tempfile
 
@@ -72,7 +85,12 @@ MNT_DETACH = 2
 # a read-only remount keeps them (statvfs's ST_* values are the MS_* ones).
 KEPT_MOUNT_FLAGS = (os.ST_NOSUID | os.ST_NODEV | os.ST_NOEXEC | os.ST_NOATIME | os.ST_NODIRATIME
                     | os.ST_RELATIME)
-KERNEL_FILESYSTEMS = ("/proc", "/sys", "/dev")  # left as they are: not files of anyone's
+CLONE_NEWPID = 0x20000000
+PR_SET_PDEATHSIG = 1
+# The devices a kernel gets in its own /dev (bound from the real one); GPUs' too.
+DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+DEVICE_PATTERNS = ("nvidia*", "dri")
+DEV_SHM_SIZE = 64 * 2**20
 OVERFLOW_UID = 65534  # "nobody": the kernel's uid inside when the grader runs as root
 # The kernel's own temp folder: a tmpfs (memory, outside RLIMIT_DATA), hence capped.
 PRIVATE_TMP_SIZE = 256 * 2**20
@@ -142,6 +160,7 @@ def hide_folders(folders: list[str], private_tmp: str | None = None, keep: list[
         writable.append(_own_mount(libc, os.getcwd()))
         for path in folders:
             _cover(libc, path)
+        _private_dev(libc)
         _read_only_except(libc, writable)
     except OSError as e:
         raise IsolationError(e.errno, f"{e}") from e
@@ -188,6 +207,37 @@ def _cover(libc, path: str) -> None:
         _check(result, f"mount over {path}")
 
 
+def _private_dev(libc) -> None:
+    """A /dev of the kernel's own: an empty tmpfs with only the harmless devices bound in
+    (and the GPUs'), the usual links, and a private size-capped /dev/shm. The real /dev
+    holds disks, the kernel log and consoles, which a grader running as root exposes
+    (file permissions are all that guard a device)."""
+    keep = [name for name in DEVICES if os.path.exists(f"/dev/{name}")]
+    keep += sorted({os.path.basename(p) for pattern in DEVICE_PATTERNS for p in glob.glob(f"/dev/{pattern}")})
+    handles = [(name, os.open(f"/dev/{name}", os.O_PATH)) for name in keep]  # before /dev is covered
+    try:
+        _check(libc.mount(b"tmpfs", b"/dev", b"tmpfs", MS_NOSUID | MS_NOEXEC, b"size=64k,mode=0755"), "mount tmpfs /dev")
+        for name, fd in handles:
+            target = f"/dev/{name}"
+            if os.path.isdir(f"/proc/self/fd/{fd}"):
+                os.mkdir(target)
+            else:
+                open(target, "w").close()
+            _check(libc.mount(f"/proc/self/fd/{fd}".encode(), target.encode(), None, MS_BIND | MS_REC, None),
+                   f"mount --bind {target}")
+    finally:
+        for _, fd in handles:
+            os.close(fd)
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+                         ("stderr", "/proc/self/fd/2")):
+        os.symlink(target, f"/dev/{name}")
+    os.mkdir("/dev/shm")
+    _check(libc.mount(b"tmpfs", b"/dev/shm", b"tmpfs", MS_NOSUID | MS_NODEV,
+                      f"size={DEV_SHM_SIZE},mode=1777".encode()), "mount tmpfs /dev/shm")
+    _check(libc.mount(None, b"/dev", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NOEXEC, None),
+           "mount -o remount,ro /dev")
+
+
 def _mount_points() -> list[str]:
     """Every mount point of this mount namespace, parents before children."""
     with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
@@ -198,12 +248,13 @@ def _mount_points() -> list[str]:
 
 
 def _read_only_except(libc, writable: list[str]) -> None:
-    """Remount every mount read-only (keeping its locked flags), but the `writable`
-    ones and the kernel's own filesystems (/proc, /sys, /dev). A mount the process
-    cannot reach (another user's folder, one now covered) is skipped: it cannot
-    write there either."""
+    """Remount every mount read-only (keeping its locked flags), /sys included, but the
+    `writable` ones, the private /dev (made read-only already; its devices and /dev/shm
+    stay usable) and /proc (replaced by a read-only one in the kernel's own PID
+    namespace: see run_as_pid_1). A mount the process cannot reach (another user's
+    folder, one now covered) is skipped: it cannot write there either."""
     for point in _mount_points():
-        if point in writable or any(_inside(point, k) for k in KERNEL_FILESYSTEMS):
+        if point in writable or _inside(point, "/dev") or _inside(point, "/proc"):
             continue
         try:
             flags = os.statvfs(point).f_flag
@@ -277,11 +328,30 @@ def other_grading_runs(cwd: str) -> list[str]:
     return [f for f in sorted(glob.glob(pattern)) if os.path.isdir(f) and not (cwd + os.sep).startswith(f + os.sep)]
 
 
+# What the kernel's first process must find (run by probe): only itself in /proc, kernel
+# settings and /sys read-only, no disk or kernel log in /dev, /dev/null and /dev/shm usable.
+PROBE_PID_1 = """
+import os
+alone = [p for p in os.listdir("/proc") if p.isdigit()] == [str(os.getpid())] and os.getpid() == 1
+try:
+    open("/proc/sys/kernel/core_pattern", "w").close()
+    settings_locked = False
+except OSError:
+    settings_locked = True
+sys_read_only = bool(os.statvfs("/sys").f_flag & os.ST_RDONLY)
+devices = sorted(os.listdir("/dev"))
+open("/dev/null", "w").write("x")
+open("/dev/shm/probe", "w").write("x")
+os._exit(0 if alone and settings_locked and sys_read_only and "kmsg" not in devices else 1)
+"""
+
+
 def probe() -> str:
     """'namespaces' if stage 1's isolation works here, else 'none' (tried in a child
     process working in a folder in the temp folder, as kernels do): a covered folder
-    is empty, the working folder is there and writable, and what is written in the
-    temp folder stays in the child's own."""
+    is empty, the working folder is there and writable, what is written in the temp
+    folder stays in the child's own, the rest is read-only, and the kernel's first
+    process sees only itself (PROBE_PID_1)."""
     folder = tempfile.mkdtemp(prefix="bw-probe-")
     work = os.path.join(folder, "work")
     covered = os.path.join(work, "covered")
@@ -302,9 +372,12 @@ def probe() -> str:
                     f.write("x")
             hidden = not any(os.path.exists(os.path.join(d, "secret")) for d in (folder, covered))
             read_only = bool(os.statvfs("/").f_flag & os.ST_RDONLY)  # the rest of the machine
-            os._exit(0 if kept and hidden and read_only else 1)
+            if not (kept and hidden and read_only):
+                os._exit(1)
+            run_as_pid_1([sys.executable, "-I", "-c", PROBE_PID_1])  # exits with its status
         except BaseException:
             os._exit(1)
+        os._exit(1)
     _, status = os.waitpid(pid, 0)
     ok = (os.waitstatus_to_exitcode(status) == 0 and os.path.exists(os.path.join(work, "written"))
           and not os.path.exists(private))
@@ -346,6 +419,7 @@ def stage1(argv: list[str]) -> None:
     with open(os.path.abspath(__file__), encoding="utf-8") as f:
         code = f.read()  # stage 2 runs from memory: this file's folder may be hidden below
     relay_output()
+    stage2_command = [sys.executable, "-I", "-c", code, "--stage2", *argv]
     if os.environ.get("BW_NAMESPACES", "1") == "1":
         try:
             isolate(folders)
@@ -354,7 +428,40 @@ def stage1(argv: list[str]) -> None:
             sys.exit(1)
         except OSError as e:  # no namespaces here: nothing was changed
             print(f"grading_kernel: フォルダを隠せませんでした ({e}); 制限を減らして続けます", file=sys.stderr)
-    os.execv(sys.executable, [sys.executable, "-I", "-c", code, "--stage2", *argv])
+        else:
+            run_as_pid_1(stage2_command)
+    os.execv(sys.executable, stage2_command)
+
+
+def run_as_pid_1(command: list[str]) -> None:
+    """Run `command` as the first process of a new PID namespace, with a read-only /proc
+    of that namespace, and wait for it (never returns). The kernel then sees and can
+    signal only its own processes (not the grader, the relay, other students' kernels),
+    can write no kernel setting under /proc/sys, and everything it started dies with
+    it. This process stays outside: it passes on the signals it gets (an interrupt, a
+    shutdown) and dies with the kernel's status; killed, it takes the kernel with it."""
+    libc = _libc()
+    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+    try:
+        _check(libc.unshare(CLONE_NEWPID), "unshare(CLONE_NEWPID)")
+        child = os.fork()
+    except OSError as e:
+        print(f"grading_kernel: 隔離の途中で失敗したのでカーネルを起動しません ({e})", file=sys.stderr)
+        sys.exit(1)
+    if child == 0:
+        try:
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+            os.setsid()  # signals to this kernel's process group reach the parent only, which passes them on
+            _check(libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, None),
+                   "mount proc")
+            os.execv(command[0], command)
+        except BaseException as e:  # noqa: BLE001 (whatever it was, the kernel must not start)
+            print(f"grading_kernel: 隔離の途中で失敗したのでカーネルを起動しません ({e})", file=sys.stderr)
+            os._exit(1)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(sig, lambda number, frame: os.kill(child, number))
+    _, status = os.waitpid(child, 0)
+    os._exit(os.waitstatus_to_exitcode(status) % 256)
 
 
 def relay_output() -> None:
@@ -363,6 +470,8 @@ def relay_output() -> None:
     read it (/proc/self/fd/2: other students' grading) or rewrite it."""
     read_end, write_end = os.pipe()
     if os.fork() == 0:  # the relay: until every writer (the kernel and its children) is gone
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+            signal.signal(sig, signal.SIG_IGN)  # an interrupt sent to the kernel's group is not for it
         os.close(write_end)
         while chunk := os.read(read_end, 65536):
             os.write(2, chunk)
