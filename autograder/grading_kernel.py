@@ -15,7 +15,11 @@ Stage 1 (``python -I grading_kernel.py -f CONNECTION_FILE``):
    through a pipe to a relay process that copies them into the grader's log
    (the kernel can add to the log, not read it);
 3. where Linux allows unprivileged user namespaces, enters a private user +
-   mount namespace (``hide_folders``):
+   mount namespace (``hide_folders``), and a network namespace when its
+   client talks to it over Unix sockets in its working folder (the grader's
+   ``IsolatedExecute`` asks for that): then it has no network at all, and
+   cannot reach the other kernels' ports on 127.0.0.1 (their output channel
+   would show the hidden tests as they run);
 
    - the temp folder (``tempfile.gettempdir()``, where every autograde run
      keeps its course, gradebooks and students' notebooks in ``bw-grade-*``)
@@ -50,10 +54,10 @@ Stage 1 (``python -I grading_kernel.py -f CONNECTION_FILE``):
    /proc/sys/kernel/core_pattern and run a program as root), and whatever it
    started dies with it.
 
-Left open: kernels reach each other over TCP on 127.0.0.1 (a kernel could
-listen to another's output channel), other grading outputs and submissions
-elsewhere on the machine are readable where file permissions allow (as root:
-everywhere), and memory is limited per process, not per kernel.
+Left open: other grading outputs and submissions elsewhere on the machine are
+readable where file permissions allow (as root: everywhere), memory is limited
+per process, not per kernel, and a kernel whose working folder's path is too
+long for a Unix socket keeps TCP (and the network).
 
 Stage 2 blocks imports of ``BW_BLOCK_MODULES`` (``solutions``,
 ``autograder``), keeps only an allowlist of environment variables and
@@ -68,6 +72,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import glob
+import json
 import os
 import re
 import resource
@@ -86,6 +91,7 @@ MNT_DETACH = 2
 KEPT_MOUNT_FLAGS = (os.ST_NOSUID | os.ST_NODEV | os.ST_NOEXEC | os.ST_NOATIME | os.ST_NODIRATIME
                     | os.ST_RELATIME)
 CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
 PR_SET_PDEATHSIG = 1
 # The devices a kernel gets in its own /dev (bound from the real one); GPUs' too.
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
@@ -117,9 +123,9 @@ def _write(path: str, text: str) -> None:
         f.write(text)
 
 
-def _enter_user_namespace(libc, inside_uid: int, inside_gid: int) -> None:
+def _enter_user_namespace(libc, inside_uid: int, inside_gid: int, more: int = 0) -> None:
     uid, gid = os.geteuid(), os.getegid()
-    _check(libc.unshare(CLONE_NEWUSER | CLONE_NEWNS), "unshare")
+    _check(libc.unshare(CLONE_NEWUSER | CLONE_NEWNS | more), "unshare")
     _write("/proc/self/setgroups", "deny")
     _write("/proc/self/uid_map", f"{inside_uid} {uid} 1")
     _write("/proc/self/gid_map", f"{inside_gid} {gid} 1")
@@ -133,7 +139,8 @@ class IsolationError(OSError):
     """Isolation failed half-way: the kernel must not start."""
 
 
-def hide_folders(folders: list[str], private_tmp: str | None = None, keep: list[str] = ()) -> None:
+def hide_folders(folders: list[str], private_tmp: str | None = None, keep: list[str] = (),
+                 offline: bool = False) -> None:
     """Isolate this process, in namespaces the kernel cannot undo:
 
     1. private_tmp (the temp folder) is replaced by an empty writable tmpfs, into
@@ -146,6 +153,10 @@ def hide_folders(folders: list[str], private_tmp: str | None = None, keep: list[
        grader's Python and run code outside these namespaces);
     4. a second user namespace, owned by a less privileged one, locks the mounts.
 
+    offline: a network namespace of its own too (no network, not even the other
+    kernels' TCP ports on 127.0.0.1: a kernel whose client talks to it over Unix
+    sockets needs none).
+
     Raises OSError if namespaces cannot be made here (nothing done), IsolationError
     if a later step failed (the mounts made are locked all the same)."""
     libc = _libc()
@@ -153,7 +164,7 @@ def hide_folders(folders: list[str], private_tmp: str | None = None, keep: list[
     libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
     outside_uid, outside_gid = os.geteuid(), os.getegid()
     cwd = os.getcwd()
-    _enter_user_namespace(libc, 0, 0)
+    _enter_user_namespace(libc, 0, 0, CLONE_NEWNET if offline else 0)
     try:
         _check(libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "mount --make-rprivate /")
         writable = [private_tmp] if private_tmp and _private_tmp_or_warn(libc, private_tmp, keep, cwd) else []
@@ -309,12 +320,12 @@ def private_tmp_plan(cwd: str) -> tuple[str | None, list[str]]:
     return tmp, keep
 
 
-def isolate(folders: list[str]) -> None:
+def isolate(folders: list[str], offline: bool = False) -> None:
     """Stage 1's isolation of the working folder's process (see the module docstring)."""
     cwd = os.getcwd()
     tmp, keep = private_tmp_plan(cwd)
     # Out of sight with a private temp folder; covered one by one without it.
-    hide_folders(folders + other_grading_runs(cwd), tmp, keep)
+    hide_folders(folders + other_grading_runs(cwd), tmp, keep, offline)
 
 
 def other_grading_runs(cwd: str) -> list[str]:
@@ -364,7 +375,7 @@ def probe() -> str:
     if pid == 0:
         try:
             os.chdir(work)
-            isolate([covered])
+            isolate([covered], offline=True)
             with open("kept") as f:
                 kept = f.read() == "x"
             for path in ("written", private):
@@ -422,7 +433,7 @@ def stage1(argv: list[str]) -> None:
     stage2_command = [sys.executable, "-I", "-c", code, "--stage2", *argv]
     if os.environ.get("BW_NAMESPACES", "1") == "1":
         try:
-            isolate(folders)
+            isolate(folders, offline=uses_unix_sockets(local))
         except IsolationError as e:  # half-isolated: no student code runs like this
             print(f"grading_kernel: 隔離の途中で失敗したのでカーネルを起動しません ({e})", file=sys.stderr)
             sys.exit(1)
@@ -462,6 +473,12 @@ def run_as_pid_1(command: list[str]) -> None:
         signal.signal(sig, lambda number, frame: os.kill(child, number))
     _, status = os.waitpid(child, 0)
     os._exit(os.waitstatus_to_exitcode(status) % 256)
+
+
+def uses_unix_sockets(connection_file: str) -> bool:
+    """Whether the kernel talks to its client over Unix sockets (transport "ipc"), not TCP."""
+    with open(connection_file, encoding="utf-8") as f:
+        return json.load(f).get("transport") == "ipc"
 
 
 def relay_output() -> None:

@@ -77,6 +77,9 @@ def write_kernel_spec(jupyter_dir: Path, limits: Limits) -> Path:
     return spec_dir
 
 
+UNIX_SOCKET_PATH_MAX = 107  # bytes of a socket's path (sun_path, less its final NUL)
+
+
 class IsolatedExecute(Execute):
     """nbgrader's Execute, with two changes.
 
@@ -109,12 +112,26 @@ class IsolatedExecute(Execute):
             elif item.is_file():
                 shutil.copy2(item, scratch / item.name)
         metadata["path"] = str(scratch)
+        self._scratch = scratch
         self._dead_at = None
         try:
             return super().preprocess(nb, resources, km)
         finally:
             metadata["path"] = notebook_dir
             shutil.rmtree(scratch, ignore_errors=True)
+
+    def create_kernel_manager(self):
+        """The kernel talks to us over Unix sockets in its working folder rather than TCP
+        on 127.0.0.1, where every kernel on the machine could reach every other one (and
+        listen to its output: the hidden tests as they run). Without TCP, the kernel is
+        started without any network (grading_kernel.py). A path too long for a socket
+        keeps TCP."""
+        km = super().create_kernel_manager()
+        prefix = str(getattr(self, "_scratch", "") and self._scratch / ".kernel-ipc")
+        if prefix and len(prefix.encode()) + 6 < UNIX_SOCKET_PATH_MAX:
+            km.transport = "ipc"
+            km.ip = prefix
+        return km
 
     def preprocess_cell(self, cell, resources, index):
         if cell.cell_type != "code":

@@ -7,6 +7,7 @@ import glob
 import json
 import os
 import shutil
+import socket
 import tempfile
 import threading
 import zipfile
@@ -199,7 +200,7 @@ def test_reference_notebooks_full_marks_untouched_zero(tmp_path, course):
     assert summary.counts() == {"graded": 2 * len(names) + 1}
 
 
-def robustness_class(course: Path, root: Path, out_dir: Path) -> dict:
+def robustness_class(course: Path, root: Path, out_dir: Path, grader_port: int = 0) -> dict:
     """01_basics submissions, one per robustness case, spread over the three input layouts.
     Returns {student: (status, score or None, words expected in the reason)}."""
     full = read(course, "source", "01_basics")
@@ -280,6 +281,12 @@ for fd in os.listdir("/proc/self/fd"):  # the grader's log, inherited as stderr
     target = os.readlink("/proc/self/fd/" + fd) if os.path.islink("/proc/self/fd/" + fd) else ""
     if target.startswith({str(out_dir)!r}):
         found.append("LOG " + target)
+import socket  # a TCP port of the machine on 127.0.0.1 (other kernels listen there: their output)
+try:
+    socket.create_connection(("127.0.0.1", {grader_port}), timeout=2).close()
+    found.append("TCP 127.0.0.1:{grader_port}")
+except OSError:
+    pass
 if os.path.isdir({str(ROOT / ".git")!r}) and os.listdir({str(ROOT / ".git")!r}):  # the history of solutions/
     found.append("GIT")
 try:
@@ -318,7 +325,8 @@ def start_late_run(stop: threading.Event, late_runs: list) -> None:
 @pytest.mark.slow
 def test_every_robustness_case_gets_a_status_and_a_reason(tmp_path, course):
     out = tmp_path / "out"
-    cases = robustness_class(course, tmp_path / "in", out)
+    listener = socket.create_server(("127.0.0.1", 0))  # as a kernel or the grader listens on this machine
+    cases = robustness_class(course, tmp_path / "in", out, grader_port=listener.getsockname()[1])
     inputs = [tmp_path / "in" / "nbgrader", tmp_path / "in" / "flat", tmp_path / "in" / "zipped.zip"]
     other_run = fake_grading_run()  # graded on this machine before the kernels start
     late_runs: list[Path] = []       # ... and one whose grading starts while they run
@@ -331,6 +339,7 @@ def test_every_robustness_case_gets_a_status_and_a_reason(tmp_path, course):
     finally:
         stop.set()
         watcher.join()
+        listener.close()
         for run in [other_run, *late_runs]:
             shutil.rmtree(run)
     assert late_runs, "the snoop student's cell never started: the late run was not tested"
