@@ -39,10 +39,13 @@ It runs in an IPython kernel started by ``autograder/grading_kernel.py``:
 - with Linux user namespaces (most distributions allow them; ``summary.json``
   says ``isolation: namespaces``), the course with the hidden tests and
   every worker's gradebook, the output folder, the submissions, the other
-  kernels' scratch folders, the folders of other autograde runs on the
-  machine, ``solutions/`` and ``autograder/`` are covered by
-  empty read-only mounts that the kernel cannot remove; it cannot look into
-  other processes through /proc either;
+  kernels' scratch folders, ``solutions/``, ``autograder/`` and the project's
+  ``.git`` are covered by empty read-only mounts that the kernel cannot
+  remove; its temp folder is a private one (autograde runs on the machine,
+  present or future, are out of sight); everything else is read-only; it is
+  the first process of its own PID namespace (it sees and signals only its
+  own processes, and they end with it) with a read-only /proc, a /dev of its
+  own, and no network (it talks to nbgrader over Unix sockets);
 - ``import solutions`` / ``import autograder`` fail; the environment is
   reduced to an allowlist, HOME points to the scratch folder, the Hugging Face
   hub is offline;
@@ -57,10 +60,11 @@ It runs in an IPython kernel started by ``autograder/grading_kernel.py``:
   a hidden test lives only inside that test's function, and tracebacks are
   "Plain" (no surrounding lines), so feedback does not quote hidden code.
 
-Not isolated: the network (kernels talk to nbgrader over 127.0.0.1) and, when
-user namespaces are unavailable (``isolation: none``), the grader's files,
-which the kernel can read and write with the grader's permissions: run the
-grader as a separate user there. Within its own notebook, student code runs
+Not isolated: files elsewhere on the machine (other classes' outputs, say)
+that the grader's user may read, the kernel may read too: run the grader as a
+separate user, never as root. When user namespaces are unavailable
+(``isolation: none``, with a warning), the grader's files can be read and
+written with the grader's permissions, and the network is open. Within its own notebook, student code runs
 in the same interpreter as the tests: code written on purpose to inspect the
 running test (frames, IPython hooks) can see that notebook's hidden tests,
 and code written to fool them (e.g. replacing ``torch.allclose``) is not
