@@ -1,10 +1,17 @@
 import io
 import os
+import signal
 import tarfile
 from pathlib import Path
 
 import pytest
 import torch
+
+# Started in the background (`nohup make test &`), the tests would inherit an ignored
+# SIGINT, and the Ctrl-C tests (a real SIGINT, in-process and to child commands) could
+# not work: give this process, and so the commands it starts, Ctrl-C as a terminal does.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("BERT_WORKSHOP_DATA", ROOT.parent / "shared" / "data"))
