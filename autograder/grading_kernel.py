@@ -101,6 +101,7 @@ OVERFLOW_UID = 65534  # "nobody": the kernel's uid inside when the grader runs a
 # The kernel's own temp folder: a tmpfs (memory, outside RLIMIT_DATA), hence capped.
 PRIVATE_TMP_SIZE = 256 * 2**20
 PRIVATE_TMP_INODES = 65536
+HALF_ISOLATED = "grading_kernel: 隔離の途中で失敗したのでカーネルを起動しません"
 
 KEEP_ENV = ("PATH", "LANG", "LANGUAGE", "TZ", "TERM", "TMPDIR", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
             "OPENBLAS_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "JPY_PARENT_PID", "JPY_SESSION_NAME",
@@ -109,7 +110,10 @@ KEEP_PREFIXES = ("LC_", "BERT_WORKSHOP_", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLIN
 
 
 def _libc():
-    return ctypes.CDLL(None, use_errno=True)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+    libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+    return libc
 
 
 def _check(result: int, what: str) -> None:
@@ -160,8 +164,6 @@ def hide_folders(folders: list[str], private_tmp: str | None = None, keep: list[
     Raises OSError if namespaces cannot be made here (nothing done), IsolationError
     if a later step failed (the mounts made are locked all the same)."""
     libc = _libc()
-    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
-    libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
     outside_uid, outside_gid = os.geteuid(), os.getegid()
     cwd = os.getcwd()
     _enter_user_namespace(libc, 0, 0, CLONE_NEWNET if offline else 0)
@@ -234,8 +236,7 @@ def _private_dev(libc) -> None:
                 os.mkdir(target)
             else:
                 open(target, "w").close()
-            _check(libc.mount(f"/proc/self/fd/{fd}".encode(), target.encode(), None, MS_BIND | MS_REC, None),
-                   f"mount --bind {target}")
+            _bind_handle(libc, fd, target)
     finally:
         for _, fd in handles:
             os.close(fd)
@@ -279,6 +280,13 @@ def _read_only_except(libc, writable: list[str]) -> None:
             _check(result, f"mount -o remount,bind,ro {point}")
 
 
+def _bind_handle(libc, fd: int, target: str) -> None:
+    """Bind-mount what an O_PATH handle points to onto `target`: the handle was taken
+    before a tmpfs covered the original, which its path no longer reaches."""
+    _check(libc.mount(f"/proc/self/fd/{fd}".encode(), target.encode(), None, MS_BIND | MS_REC, None),
+           f"mount --rbind {target}")
+
+
 def _mount_private_tmp(libc, tmp: str, keep: list[str], cwd: str, mounted: list) -> None:
     # Handles on the folders to keep, taken in this namespace (a bind mount's
     # source must be in it) and before the tmpfs covers them.
@@ -292,8 +300,7 @@ def _mount_private_tmp(libc, tmp: str, keep: list[str], cwd: str, mounted: list)
         mounted.append(tmp)
         for fd, folder in handles:
             os.makedirs(folder, exist_ok=True)
-            _check(libc.mount(f"/proc/self/fd/{fd}".encode(), folder.encode(), None, MS_BIND | MS_REC, None),
-                   f"mount --rbind {folder}")
+            _bind_handle(libc, fd, folder)
     finally:
         for fd, _ in handles:
             os.close(fd)
@@ -435,7 +442,7 @@ def stage1(argv: list[str]) -> None:
         try:
             isolate(folders, offline=uses_unix_sockets(local))
         except IsolationError as e:  # half-isolated: no student code runs like this
-            print(f"grading_kernel: 隔離の途中で失敗したのでカーネルを起動しません ({e})", file=sys.stderr)
+            print(f"{HALF_ISOLATED} ({e})", file=sys.stderr)
             sys.exit(1)
         except OSError as e:  # no namespaces here: nothing was changed
             print(f"grading_kernel: フォルダを隠せませんでした ({e}); 制限を減らして続けます", file=sys.stderr)
@@ -452,12 +459,11 @@ def run_as_pid_1(command: list[str]) -> None:
     it. This process stays outside: it passes on the signals it gets (an interrupt, a
     shutdown) and dies with the kernel's status; killed, it takes the kernel with it."""
     libc = _libc()
-    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
     try:
         _check(libc.unshare(CLONE_NEWPID), "unshare(CLONE_NEWPID)")
         child = os.fork()
     except OSError as e:
-        print(f"grading_kernel: 隔離の途中で失敗したのでカーネルを起動しません ({e})", file=sys.stderr)
+        print(f"{HALF_ISOLATED} ({e})", file=sys.stderr)
         sys.exit(1)
     if child == 0:
         try:
@@ -467,7 +473,7 @@ def run_as_pid_1(command: list[str]) -> None:
                    "mount proc")
             os.execv(command[0], command)
         except BaseException as e:  # noqa: BLE001 (whatever it was, the kernel must not start)
-            print(f"grading_kernel: 隔離の途中で失敗したのでカーネルを起動しません ({e})", file=sys.stderr)
+            print(f"{HALF_ISOLATED} ({e})", file=sys.stderr)
             os._exit(1)
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
         signal.signal(sig, lambda number, frame: os.kill(child, number))
