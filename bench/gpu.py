@@ -59,6 +59,11 @@ LIVEDOOR = Path(HERE).parent.parent / "shared" / "data" / "livedoor" / "ldcc-201
 
 
 STARTED = time.perf_counter()
+SELECTED: set[str] | None = None  # --variants: the variants to run (None: all)
+
+
+def selected(name: str) -> bool:
+    return SELECTED is None or name in SELECTED
 
 
 def emit(**record):
@@ -358,7 +363,7 @@ def fixed_section(batch, seq, sizes, labels, device, steps, allow_compile, varia
     section, results = f"train_fixed_{batch}x{seq}", dict(earlier or {})
     data = fixed_batches(batch, seq, sizes["vocab_size"], labels)
     for name, kind, compiled in variants:
-        if compiled and not allow_compile:
+        if (compiled and not allow_compile) or not selected(name):
             continue
 
         def run():
@@ -396,22 +401,28 @@ def work_ratio_line(section, batch, seq, sizes, labels):
          step_gflop_ours=round(ours / 1e9, 2), step_gflop_hf=round(theirs / 1e9, 2))
 
 
+# Nested tensors cost Python time per operation: compiled, that time goes away.
+# --extra adds transformers with the same attention kernels as ours (cuDNN's left out), and ours
+# with cuDNN's attention on batches padded to a multiple of 64 tokens (eight lengths up to 512,
+# so cuDNN plans once for each).
+REAL_LENGTH_EXTRA = [("hf-sdpa-no-cudnn", "hf-sdpa-no-cudnn", False), ("ours+cudnn64", "ours", False),
+                     ("ours+compile+cudnn64", "ours", True)]
+REAL_LENGTH_VARIANTS = [("hf-sdpa", "hf-sdpa", False), REAL_LENGTH_EXTRA[0], ("ours", "ours", False),
+                        ("ours+unpad", "ours", False), ("ours+compile", "ours", True),
+                        ("ours+unpad+compile", "ours", True), *REAL_LENGTH_EXTRA[1:]]
+
+
 def real_length_section(part, lengths, sizes, labels, device, steps, allow_compile, gpu, extra=False):
     section, results = f"train_livedoor_{part}", {}
     batch_size = 32 if gpu else 8
     mean_len = sum(lengths) / len(lengths)
     theirs_batches = padded_random_batches(lengths, batch_size, sizes["vocab_size"], labels)
     our_batches = bucketed_batches(lengths, batch_size, sizes["vocab_size"], labels)
-    # Nested tensors cost Python time per operation: compiled, that time goes away.
-    variants = [("hf-sdpa", "hf-sdpa", False), ("ours", "ours", False), ("ours+unpad", "ours", False),
-                ("ours+compile", "ours", True), ("ours+unpad+compile", "ours", True)]
-    if gpu and extra:  # transformers with the same attention kernels as ours (cuDNN's left out)
-        variants.insert(1, ("hf-sdpa-no-cudnn", "hf-sdpa-no-cudnn", False))
-    if extra:  # ours with cuDNN's attention, on batches padded to a multiple of 64 tokens:
-        # eight lengths up to 512, so cuDNN plans once for each
-        variants += [("ours+cudnn64", "ours", False), ("ours+compile+cudnn64", "ours", True)]
+    variants = [v for v in REAL_LENGTH_VARIANTS if extra or v not in REAL_LENGTH_EXTRA]
+    if not gpu:  # no cuDNN on a CPU
+        variants = [v for v in variants if v[0] != "hf-sdpa-no-cudnn"]
     for name, kind, compiled in variants:
-        if compiled and not allow_compile:
+        if (compiled and not allow_compile) or not selected(name):
             continue
         batches = our_batches if kind.startswith("ours") else theirs_batches
         if name.endswith("+cudnn64"):
@@ -501,6 +512,8 @@ def prediction_section(archive, sizes, n_labels, device, pages: int, limit):
     results = {}
     for name, fn, model, tok in (("hf-sdpa", predict_transformers, theirs, hf_tok),
                                  ("ours", predict_ours, ours, ours_tok), ("ours+unpad", predict_ours, ours, ours_tok)):
+        if name != "hf-sdpa" and not selected(name):  # transformers' figure is the reference of the ratio
+            continue
         ours.unpad = name.endswith("+unpad")
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
@@ -513,6 +526,8 @@ def prediction_section(archive, sizes, n_labels, device, pages: int, limit):
         emit(section="predict", variant=name, pages=pages, pages_per_s=round(pages / seconds, 1),
              seconds=round(seconds, 2), peak_mem_gib=peak_memory(device))
     theirs_probs, theirs_speed = results.pop("hf-sdpa")
+    if not results:
+        return
     for name, (probs, _) in results.items():
         agree = (probs.argmax(-1) == theirs_probs.argmax(-1)).float().mean().item()
         emit(section="predict", variant=name, same_label_share=round(agree, 4),
@@ -536,6 +551,8 @@ def main(argv=None):
     p.add_argument("--lengths", help="JSON file with saved livedoor lengths")
     p.add_argument("--save-lengths", help="write the livedoor lengths to this JSON file and exit")
     p.add_argument("--only", help="comma-separated sections: fixed512,whole,first,fixed128,predict")
+    p.add_argument("--variants", help="comma-separated variants to run (default all), e.g. "
+                   "hf-sdpa+compile,ours+compile,ours+unpad+compile; prediction always runs hf-sdpa")
     p.add_argument("--profile", type=int, default=0, metavar="STEPS",
                    help="fixed-length sections: also profile STEPS more training steps of each variant: device "
                         "time by kind of kernel (matmul, attention, compiled fusions, optimizer, ...) and the "
@@ -548,6 +565,12 @@ def main(argv=None):
         p.error(f"--only: unknown section(s) {', '.join(sorted(wanted - sections))}; "
                 f"choose from {', '.join(sorted(sections))}")
 
+    global SELECTED
+    SELECTED = set(args.variants.split(",")) if args.variants else None
+    known = {name for name, *_ in FIXED_VARIANTS + FIXED_EXTRA + REAL_LENGTH_VARIANTS} | {"ours+unpad"}
+    if SELECTED and SELECTED - known:
+        p.error(f"--variants: unknown variant(s) {', '.join(sorted(SELECTED - known))}; "
+                f"choose from {', '.join(sorted(known))}")
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
     gpu = device.type == "cuda"
