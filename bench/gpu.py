@@ -47,8 +47,8 @@ from solutions.batching import length_bucketed_batches, pad_batch  # noqa: E402
 from solutions.config import BertConfig  # noqa: E402
 from solutions.encoding import WORKERS  # noqa: E402
 from solutions.fast import FastBertForSequenceClassification  # noqa: E402
-from solutions.training import (amp_dtype, autocast, batch_to_device, compile_layers, make_optimizer,  # noqa: E402
-                                to_device)
+from solutions.training import (GRAPH_LENGTH_MULTIPLE, amp_dtype, autocast, batch_to_device,  # noqa: E402
+                                compile_layers, compile_model, make_optimizer, to_device)
 
 BASE = dict(vocab_size=32768, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
             intermediate_size=3072, max_position_embeddings=512)
@@ -95,7 +95,7 @@ def prepare(model, ours: bool, compiled, dynamic: bool | None = None):
         return model
     if ours and compiled is True:
         return compile_layers(model, dynamic=dynamic)
-    return torch.compile(model, dynamic=dynamic, mode="reduce-overhead" if compiled == "cudagraphs" else None)
+    return compile_model(model, cuda_graphs=compiled == "cudagraphs", dynamic=dynamic)
 
 
 def move(batch: dict, device, ours: bool) -> dict:
@@ -409,7 +409,8 @@ REAL_LENGTH_EXTRA = [("hf-sdpa-no-cudnn", "hf-sdpa-no-cudnn", False), ("ours+cud
                      ("ours+compile+cudnn64", "ours", True)]
 REAL_LENGTH_VARIANTS = [("hf-sdpa", "hf-sdpa", False), REAL_LENGTH_EXTRA[0], ("ours", "ours", False),
                         ("ours+unpad", "ours", False), ("ours+compile", "ours", True),
-                        ("ours+unpad+compile", "ours", True), *REAL_LENGTH_EXTRA[1:]]
+                        ("ours+unpad+compile", "ours", True), ("ours+compile-model+cudagraphs", "ours", "cudagraphs"),
+                        *REAL_LENGTH_EXTRA[1:]]
 
 
 def real_length_section(part, lengths, sizes, labels, device, steps, allow_compile, gpu, extra=False):
@@ -427,6 +428,8 @@ def real_length_section(part, lengths, sizes, labels, device, steps, allow_compi
         batches = our_batches if kind.startswith("ours") else theirs_batches
         if name.endswith("+cudnn64"):
             batches = [padded_to_multiple(b, 64, max(lengths)) for b in batches]
+        if compiled == "cudagraphs":  # as train --cuda-graphs pads them: a graph for each length
+            batches = [padded_to_multiple(b, GRAPH_LENGTH_MULTIPLE, max(lengths)) for b in batches]
         n = min(len(batches), 2 * steps if gpu else steps)
 
         def run():
@@ -444,6 +447,38 @@ def real_length_section(part, lengths, sizes, labels, device, steps, allow_compi
     ratio_line(section, results)
     unpad_check(section, max(our_batches, key=lambda b: int((b["attention_mask"] == 0).sum())), sizes, labels,
                 device)
+    if results.get("ours+compile-model+cudagraphs") and part == "whole":  # once is enough
+        try:
+            cudagraphs_check(section, sizes, labels, device)
+        except Exception as e:  # noqa: BLE001 (a failed check is reported, the run goes on)
+            emit(section=section, check="cudagraphs_same_training", error=f"{type(e).__name__}: {e}"[:500])
+
+
+def cudagraphs_check(section, sizes, labels, device, steps: int = 4):
+    """Training with CUDA graphs (compile_model(cuda_graphs=True)) takes the same steps as
+    without: the same weights trained on the same batches, dropout off (eval mode), give
+    each step's loss and the final weights to bf16's precision."""
+    gen = torch.Generator().manual_seed(1)
+    batches = [random_batch([128] * 8, sizes["vocab_size"], labels, gen) for _ in range(steps)]
+    losses, weights = {}, {}
+    for graphs in (False, True):
+        model = build("ours", sizes, labels, device).eval()  # the same seed: the same weights
+        stepped = compile_model(model, cuda_graphs=True) if graphs else model
+        optimizer = make_optimizer(model, 1e-4, 0.01, device)
+        losses[graphs] = []
+        for batch in batches:
+            with autocast(device):
+                loss = stepped(**move(batch, device, ours=True), labels=to_device(batch["labels"], device))["loss"]
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            losses[graphs].append(loss.item())  # before the next step overwrites the graph's output
+        weights[graphs] = model.classifier.weight.detach().float().clone()
+        release(device)
+    emit(section=section, check="cudagraphs_same_training", losses=[round(v, 5) for v in losses[False]],
+         losses_cudagraphs=[round(v, 5) for v in losses[True]],
+         max_loss_diff=float(f"{max(abs(a - b) for a, b in zip(losses[False], losses[True])):.2e}"),
+         max_weight_diff=float(f"{(weights[True] - weights[False]).abs().max().item():.2e}"))
 
 
 @torch.no_grad()

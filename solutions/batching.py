@@ -34,9 +34,12 @@ def sorted_batches(lengths, batch_size: int) -> list[list[int]]:
     return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
 
 
-def pad_batch(sequences: list[list[int]], pad_id: int = 0, segments: list[list[int]] | None = None):
-    """Pad token id lists to the longest one. Returns the model's keyword arguments."""
-    longest = max(len(s) for s in sequences)
+def pad_batch(sequences: list[list[int]], pad_id: int = 0, segments: list[list[int]] | None = None,
+              multiple: int = 1):
+    """Pad token id lists to the longest one, rounded up to a multiple of `multiple`
+    (CUDA graphs record one graph per shape: fewer lengths, fewer graphs).
+    Returns the model's keyword arguments."""
+    longest = -(-max(len(s) for s in sequences) // multiple) * multiple
     input_ids = torch.full((len(sequences), longest), pad_id, dtype=torch.long)
     attention_mask = torch.zeros((len(sequences), longest), dtype=torch.long)
     token_type_ids = torch.zeros((len(sequences), longest), dtype=torch.long)
