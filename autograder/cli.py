@@ -97,6 +97,11 @@ def add_train_command(sub) -> None:
                    help="複数ラベル分類にする (省略時は訓練データから判断)")
     p.add_argument("--resume", action="store_true", help="中断した学習を out/last/state.pt から再開する")
     add_common_training_options(p)
+    p.add_argument("--cuda-graphs", action="store_true",
+                   help="モデル全体をコンパイルし、1 ステップを CUDA グラフとして再生する (GPU 1 枚向け。"
+                        "CPU がカーネルを出す手間が消え、H200 で固定長の学習が transformers の 1.4〜1.5 倍、"
+                        "短い入力 (タイトル + 第 1 段落) で 2.8 倍。長さは 16 の倍数に揃え、長さごとに最初の 2 回で"
+                        "グラフを作ります (最初のコンパイルに 1〜2 分)。記事全文のような長い入力では --compile が速いことも)")
     add_unpad_option(p)
     p.set_defaults(func=pipeline.run_train)
 
@@ -147,7 +152,7 @@ def add_common_training_options(p) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", type=device_name, help="auto (GPU があれば使う) / cpu / cuda")
     p.add_argument("--compile", action="store_true",
-                   help="各層を torch.compile する (GPU 向け。H200 で固定長の学習が 1.14 倍。"
+                   help="各層を torch.compile する (GPU 向け。H200 で学習が 1.1〜1.4 倍速くなりました。"
                         "長さの揃わない短い学習ではコンパイルの時間で遅くなることがあります)")
 
 

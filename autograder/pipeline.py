@@ -182,7 +182,8 @@ def run_train(args) -> int:
                                 max_length=args.max_length, save_every=args.save_every,
                                 stop_after_steps=args.stop_after_steps, multi_label=args.multi_label,
                                 windows=args.windows, unpad=args.unpad,
-                                seed=args.seed, device=args.device, compile=args.compile)
+                                seed=args.seed, device=args.device, compile=args.compile,
+                                cuda_graphs=args.cuda_graphs)
     summary = finetune(train, dev, args.checkpoint, args.out, settings, resume=args.resume,
                        dev_source=args.dev)
     if os.environ.get("RANK", "0") != "0":  # under torchrun, one process reports

@@ -435,9 +435,10 @@ def real_length_section(part, lengths, sizes, labels, device, steps, allow_compi
         def run():
             model = build(kind.removesuffix("-no-cudnn"), sizes, labels, device, unpad="+unpad" in name)
             with without_cudnn_attention(kind.endswith("-no-cudnn")), cudnn_attention_allowed("+cudnn" in name):
-                # warm-up: one untimed pass over the very batches that are timed
-                out = train_throughput(model, batches[:n], device, n, ours=kind == "ours",
-                                       compiled=compiled, dynamic=True, warmup=n)
+                # warm-up: one untimed pass over the very batches that are timed; two with CUDA
+                # graphs, which run a new shape once before they record it
+                out = train_throughput(model, batches[:n], device, n, ours=kind == "ours", compiled=compiled,
+                                       dynamic=True, warmup=2 * n if compiled == "cudagraphs" else n)
             return add_flops(out, sizes, mean_len, device)
         padded = sum(b["attention_mask"].numel() for b in batches)
         real = sum(int(b["attention_mask"].sum()) for b in batches)

@@ -35,11 +35,13 @@ def sorted_batches(lengths, batch_size: int) -> list[list[int]]:
 
 
 def pad_batch(sequences: list[list[int]], pad_id: int = 0, segments: list[list[int]] | None = None,
-              multiple: int = 1):
+              multiple: int = 1, limit: int | None = None):
     """Pad token id lists to the longest one, rounded up to a multiple of `multiple`
-    (CUDA graphs record one graph per shape: fewer lengths, fewer graphs).
-    Returns the model's keyword arguments."""
-    longest = -(-max(len(s) for s in sequences) // multiple) * multiple
+    but not past `limit` (CUDA graphs record one graph per shape: fewer lengths,
+    fewer graphs). Returns the model's keyword arguments."""
+    longest = max(len(s) for s in sequences)
+    rounded = -(-longest // multiple) * multiple
+    longest = max(longest, min(rounded, limit)) if limit else rounded
     input_ids = torch.full((len(sequences), longest), pad_id, dtype=torch.long)
     attention_mask = torch.zeros((len(sequences), longest), dtype=torch.long)
     token_type_ids = torch.zeros((len(sequences), longest), dtype=torch.long)

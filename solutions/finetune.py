@@ -37,6 +37,7 @@ class FinetuneSettings:
     stop_after_steps: int | None = None  # stop early (a time-sliced session); resume later
     multi_label: bool | None = None      # None: decided from the training data
     compile: bool = False
+    cuda_graphs: bool = False      # compile the whole model and replay each step as a CUDA graph (one GPU)
     keep_state: bool = True        # False: no resumable state on disk (quick sweeps)
     windows: int = 1               # >1: long pages in up to this many chunks, probabilities averaged
     unpad: bool = False            # take [PAD] out of the computation (packed batches; for a GPU)
@@ -185,6 +186,7 @@ def finetune(train_records, dev_records, checkpoint, out_dir, settings: Finetune
     if settings.windows < 1:
         raise T.TrainingError(f"--windows は 1 以上です ({settings.windows})")
     dist = T.Distributed(T.pick_device(settings.device))
+    check_cuda_graphs(settings, dist)
     device = dist.device
 
     labels = sorted({name for r in train_records for name in r.labels})
@@ -285,7 +287,7 @@ def load_classifier(checkpoint, labels: list[str], multi_label: bool, settings: 
 def start_run(model, settings: FinetuneSettings, total_steps: int, dist: T.Distributed, log_path: Path,
               state_path: Path) -> Run:
     """AdamW with warm-up then linear decay, on the model as the steps call it."""
-    trained = dist.wrap(T.compile_layers(model, dynamic=True) if settings.compile else model)
+    trained = dist.wrap(T.model_for_steps(model, settings.compile, settings.cuda_graphs, dynamic=True))
     optimizer = T.make_optimizer(model, settings.lr, settings.weight_decay, dist.device)
     scheduler = T.make_scheduler(optimizer, T.warmup_steps_for(total_steps, settings.warmup_ratio), total_steps)
     return Run(model, trained, optimizer, scheduler, T.grad_scaler(dist.device), settings, dist.device, log_path,
@@ -348,12 +350,24 @@ def after_step(step: int, steps_per_epoch: int, settings: FinetuneSettings, ctrl
     return None
 
 
+def check_cuda_graphs(settings: FinetuneSettings, dist: T.Distributed) -> None:
+    """CUDA graphs replay fixed shapes on one GPU: not with packed batches or several GPUs."""
+    if not settings.cuda_graphs:
+        return
+    if settings.unpad:
+        raise T.TrainingError("--cuda-graphs と --unpad は一緒に使えません (詰めたバッチは毎回形が変わります)")
+    if dist.world_size > 1:
+        raise T.TrainingError("--cuda-graphs は GPU 1 枚の学習でだけ使えます (torchrun の複数プロセスでは外してください)")
+
+
 def train_step(model, optimizer, scheduler, batch_idx, encoded, y, settings, device, scaler) -> torch.Tensor:
     """One update on the examples batch_idx. scaler: fp16's loss scaling (T.grad_scaler).
     Returns the loss as a tensor, still on the device: loss.item() would make the CPU
-    wait for the GPU, and the GPU would then wait while the CPU pads the next batch."""
+    wait for the GPU, and the GPU would then wait while the CPU pads the next batch.
+    With CUDA graphs, lengths are padded to a multiple of 16: a graph for each length."""
     batch = pad_batch([encoded["input_ids"][i] for i in batch_idx], 0,
-                      [encoded["token_type_ids"][i] for i in batch_idx])
+                      [encoded["token_type_ids"][i] for i in batch_idx],
+                      multiple=T.GRAPH_LENGTH_MULTIPLE if settings.cuda_graphs else 1, limit=settings.max_length)
     batch = T.batch_to_device(batch, device)
     with T.autocast(device):
         out = model(**batch, labels=T.to_device(y[batch_idx], device))

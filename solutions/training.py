@@ -7,6 +7,7 @@ import json
 import math
 import os
 import signal
+import sys
 import threading
 import warnings
 from pathlib import Path
@@ -99,6 +100,17 @@ def compile_model(model, cuda_graphs: bool = False, dynamic: bool | None = None)
     the GPU no longer waits. Pad lengths to a multiple (pad_batch) to keep the graphs few.
     A graph's outputs are overwritten by the next step: read them (loss.item()) before it."""
     return torch.compile(model, dynamic=dynamic, mode="reduce-overhead" if cuda_graphs else None)
+
+
+def model_for_steps(model, compile: bool = False, cuda_graphs: bool = False, dynamic: bool | None = None):
+    """The model as the training steps call it: as it is; with its layers compiled
+    (compile); or compiled whole and replayed as CUDA graphs (cuda_graphs, a GPU's)."""
+    if cuda_graphs:
+        if next(model.parameters()).device.type != "cuda":
+            print("注意: CUDA グラフは GPU でだけ使われます。ここではモデル全体をコンパイルするだけです",
+                  file=sys.stderr)
+        return compile_model(model, cuda_graphs=True, dynamic=dynamic)
+    return compile_layers(model, dynamic=dynamic) if compile else model
 
 
 def make_optimizer(model, lr: float, weight_decay: float, device: torch.device):
