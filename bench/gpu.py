@@ -11,17 +11,20 @@ lengths, not on the ids, so the batches hold random ids of those lengths.
 
 Sections, most important first (a run cut short keeps what it printed):
 fixed 32 x 512, livedoor whole articles, livedoor title + first paragraph,
-fixed 128 x 128, prediction with tokenization; with --extra, last, ours compiled
-as a whole model (with and without CUDA graphs) at 32 x 512, then at 128 x 128
-(and a second ratio line for each of those sections). "ours" is the classifier `train`
+fixed 128 x 128, prediction with tokenization; with --extra, last, the extra
+fixed-length variants at 32 x 512, then at 128 x 128 (and a second ratio line for
+each of those sections). "ours" is the classifier `train`
 uses (solutions.fast: the last layer at [CLS] only); "+unpad" packs each batch
 without [PAD] (`train --unpad`); "+compile" is torch.compile(model) for
-transformers and compile_layers (regional compilation) for ours. In the
-real-length sections only ours is compiled (dynamic shapes), as `train --compile`
+transformers and compile_layers (regional compilation) for ours;
+"+compile-model+cudagraphs" is ours compiled whole and replayed as CUDA graphs
+(`train --cuda-graphs`; on real lengths with batches padded to a multiple of 16).
+In the real-length sections only ours is compiled (dynamic shapes), as `train --compile`
 does, and transformers runs as its users run it: sdpa, shuffled batches padded
 to their longest member. There every variant first makes one untimed pass over
-the batches it is timed on (compiling, for a compiled one: "warmup_s"), so the
-figures are those of a long training run. --profile N profiles N more steps of
+the batches it is timed on (compiling, for a compiled one: "warmup_s"; two passes with
+CUDA graphs, which record a new shape on its second run), so the figures are those
+of a long training run. --variants NAME,... runs only those variants. --profile N profiles N more steps of
 each fixed-length variant: where the device's time goes, by kind of kernel.
 """
 from __future__ import annotations
@@ -59,11 +62,15 @@ LIVEDOOR = Path(HERE).parent.parent / "shared" / "data" / "livedoor" / "ldcc-201
 
 
 STARTED = time.perf_counter()
-SELECTED: set[str] | None = None  # --variants: the variants to run (None: all)
+SELECTED: set[str] | None = None  # --variants: exactly these variants
+EXTRA = False                     # --extra: the extra variants as well as the default ones
 
 
-def selected(name: str) -> bool:
-    return SELECTED is None or name in SELECTED
+def runs(name: str) -> bool:
+    """Whether a variant runs: named by --variants; else a default one, or an extra one with --extra."""
+    if SELECTED is not None:
+        return name in SELECTED
+    return EXTRA or name not in EXTRA_NAMES
 
 
 def emit(**record):
@@ -351,9 +358,9 @@ def ratio_line(section, results):
 
 FIXED_VARIANTS = [("hf-eager", "hf-eager", False), ("hf-sdpa", "hf-sdpa", False),
                   ("hf-sdpa+compile", "hf-sdpa", True), ("ours", "ours", False), ("ours+compile", "ours", True),
-                  ("ours+compile+cudnn", "ours", True)]
-# --extra, longer to compile (the whole model, then with CUDA graphs): run last
-FIXED_EXTRA = [("ours+compile-model", "ours", "model"), ("ours+compile-model+cudagraphs", "ours", "cudagraphs")]
+                  ("ours+compile-model+cudagraphs", "ours", "cudagraphs")]
+# --extra, run last: ours with cuDNN's attention allowed; the whole model compiled without CUDA graphs
+FIXED_EXTRA = [("ours+compile+cudnn", "ours", True), ("ours+compile-model", "ours", "model")]
 
 
 def fixed_section(batch, seq, sizes, labels, device, steps, allow_compile, variants=FIXED_VARIANTS,
@@ -363,7 +370,7 @@ def fixed_section(batch, seq, sizes, labels, device, steps, allow_compile, varia
     section, results = f"train_fixed_{batch}x{seq}", dict(earlier or {})
     data = fixed_batches(batch, seq, sizes["vocab_size"], labels)
     for name, kind, compiled in variants:
-        if (compiled and not allow_compile) or not selected(name):
+        if (compiled and not allow_compile) or not runs(name):
             continue
 
         def run():
@@ -401,29 +408,27 @@ def work_ratio_line(section, batch, seq, sizes, labels):
          step_gflop_ours=round(ours / 1e9, 2), step_gflop_hf=round(theirs / 1e9, 2))
 
 
-# Nested tensors cost Python time per operation: compiled, that time goes away.
-# --extra adds transformers with the same attention kernels as ours (cuDNN's left out), and ours
-# with cuDNN's attention on batches padded to a multiple of 64 tokens (eight lengths up to 512,
-# so cuDNN plans once for each).
-REAL_LENGTH_EXTRA = [("hf-sdpa-no-cudnn", "hf-sdpa-no-cudnn", False), ("ours+cudnn64", "ours", False),
+REAL_LENGTH_VARIANTS = [("hf-sdpa", "hf-sdpa", False), ("ours", "ours", False), ("ours+compile", "ours", True),
+                        ("ours+compile-model+cudagraphs", "ours", "cudagraphs")]
+# --extra: transformers with the same attention kernels as ours (cuDNN's left out); ours packed
+# without [PAD] (nested tensors cost Python time per operation: compiled, that time goes away);
+# ours with cuDNN's attention on batches padded to a multiple of 64 tokens (eight lengths up to
+# 512, so cuDNN plans once for each).
+REAL_LENGTH_EXTRA = [("hf-sdpa-no-cudnn", "hf-sdpa-no-cudnn", False), ("ours+unpad", "ours", False),
+                     ("ours+unpad+compile", "ours", True), ("ours+cudnn64", "ours", False),
                      ("ours+compile+cudnn64", "ours", True)]
-REAL_LENGTH_VARIANTS = [("hf-sdpa", "hf-sdpa", False), REAL_LENGTH_EXTRA[0], ("ours", "ours", False),
-                        ("ours+unpad", "ours", False), ("ours+compile", "ours", True),
-                        ("ours+unpad+compile", "ours", True), ("ours+compile-model+cudagraphs", "ours", "cudagraphs"),
-                        *REAL_LENGTH_EXTRA[1:]]
+# on an H200, --unpad was slower everywhere (bench/results/h200-2026-11-27): prediction's is extra too
+EXTRA_NAMES = {name for name, *_ in FIXED_EXTRA + REAL_LENGTH_EXTRA} | {"ours+unpad"}
 
 
-def real_length_section(part, lengths, sizes, labels, device, steps, allow_compile, gpu, extra=False):
+def real_length_section(part, lengths, sizes, labels, device, steps, allow_compile, gpu):
     section, results = f"train_livedoor_{part}", {}
     batch_size = 32 if gpu else 8
     mean_len = sum(lengths) / len(lengths)
     theirs_batches = padded_random_batches(lengths, batch_size, sizes["vocab_size"], labels)
     our_batches = bucketed_batches(lengths, batch_size, sizes["vocab_size"], labels)
-    variants = [v for v in REAL_LENGTH_VARIANTS if extra or v not in REAL_LENGTH_EXTRA]
-    if not gpu:  # no cuDNN on a CPU
-        variants = [v for v in variants if v[0] != "hf-sdpa-no-cudnn"]
-    for name, kind, compiled in variants:
-        if (compiled and not allow_compile) or not selected(name):
+    for name, kind, compiled in REAL_LENGTH_VARIANTS + REAL_LENGTH_EXTRA:
+        if (compiled and not allow_compile) or not runs(name) or (kind.endswith("-no-cudnn") and not gpu):
             continue
         batches = our_batches if kind.startswith("ours") else theirs_batches
         if name.endswith("+cudnn64"):
@@ -548,7 +553,7 @@ def prediction_section(archive, sizes, n_labels, device, pages: int, limit):
     results = {}
     for name, fn, model, tok in (("hf-sdpa", predict_transformers, theirs, hf_tok),
                                  ("ours", predict_ours, ours, ours_tok), ("ours+unpad", predict_ours, ours, ours_tok)):
-        if name != "hf-sdpa" and not selected(name):  # transformers' figure is the reference of the ratio
+        if name != "hf-sdpa" and not runs(name):  # transformers' figure is the reference of the ratio
             continue
         ours.unpad = name.endswith("+unpad")
         if device.type == "cuda":
@@ -580,15 +585,16 @@ def main(argv=None):
     p.add_argument("--labels", type=int, default=200)
     p.add_argument("--no-compile", action="store_true")
     p.add_argument("--extra", action="store_true",
-                   help="also ours compiled as a whole model, with and without CUDA graphs (fixed lengths), "
-                        "transformers without cuDNN's attention, and ours with it on batches padded to a "
-                        "multiple of 64 tokens (real lengths); minutes more")
+                   help="also ours with cuDNN's attention and ours compiled whole without CUDA graphs (fixed "
+                        "lengths); transformers without cuDNN's attention, ours packed without [PAD] (--unpad), "
+                        "and ours with cuDNN's attention on batches padded to a multiple of 64 tokens (real "
+                        "lengths); ours with --unpad (prediction); minutes more")
     p.add_argument("--limit", type=int, help="livedoor articles to use (default all on GPU, 200 on CPU)")
     p.add_argument("--lengths", help="JSON file with saved livedoor lengths")
     p.add_argument("--save-lengths", help="write the livedoor lengths to this JSON file and exit")
     p.add_argument("--only", help="comma-separated sections: fixed512,whole,first,fixed128,predict")
-    p.add_argument("--variants", help="comma-separated variants to run (default all), e.g. "
-                   "hf-sdpa+compile,ours+compile,ours+unpad+compile; prediction always runs hf-sdpa")
+    p.add_argument("--variants", help="comma-separated variants to run instead of the default ones (extra ones "
+                   "included), e.g. hf-sdpa+compile,ours+compile,ours+unpad; prediction always runs hf-sdpa")
     p.add_argument("--profile", type=int, default=0, metavar="STEPS",
                    help="fixed-length sections: also profile STEPS more training steps of each variant: device "
                         "time by kind of kernel (matmul, attention, compiled fusions, optimizer, ...) and the "
@@ -601,9 +607,9 @@ def main(argv=None):
         p.error(f"--only: unknown section(s) {', '.join(sorted(wanted - sections))}; "
                 f"choose from {', '.join(sorted(sections))}")
 
-    global SELECTED
-    SELECTED = set(args.variants.split(",")) if args.variants else None
-    known = {name for name, *_ in FIXED_VARIANTS + FIXED_EXTRA + REAL_LENGTH_VARIANTS} | {"ours+unpad"}
+    global SELECTED, EXTRA
+    SELECTED, EXTRA = set(args.variants.split(",")) if args.variants else None, args.extra
+    known = {name for name, *_ in FIXED_VARIANTS + REAL_LENGTH_VARIANTS} | EXTRA_NAMES
     if SELECTED and SELECTED - known:
         p.error(f"--variants: unknown variant(s) {', '.join(sorted(SELECTED - known))}; "
                 f"choose from {', '.join(sorted(known))}")
@@ -640,7 +646,7 @@ def main(argv=None):
         saved = None
         emit(section="train_real_lengths", skipped=f"{archive} がありません")
     for part, lengths in (saved or {}).items():
-        real_length_section(part, lengths, sizes, args.labels, device, steps, allow_compile, gpu, args.extra)
+        real_length_section(part, lengths, sizes, args.labels, device, steps, allow_compile, gpu)
 
     fixed128 = {}
     if "fixed128" in wanted:
@@ -655,10 +661,9 @@ def main(argv=None):
             prediction_section(archive, sizes, args.labels, device,
                                args.predict_pages or (20000 if gpu else 200), limit)
 
-    # last: a run cut short keeps every other figure. At 128 x 128 a step is short,
-    # so the launches that CUDA graphs save weigh more there.
+    # last: a run cut short keeps every other figure
     for part, shape, earlier in (("fixed512", shapes[0], fixed512), ("fixed128", shapes[1], fixed128)):
-        if args.extra and part in wanted:
+        if part in wanted and any(runs(name) for name, *_ in FIXED_EXTRA):
             fixed_section(*shape, sizes, args.labels, device, steps, allow_compile, FIXED_EXTRA, earlier,
                           profile=args.profile)
     emit(section="done", seconds=round(time.perf_counter() - began, 1))

@@ -7,9 +7,11 @@
 #
 #   BUDGET=585 bash bench/gpu_session.sh
 #   QUALITY_ONLY=1 BUDGET=585 bash bench/gpu_session.sh      # livedoor only
-#   SKIP_LIVEDOOR=1 BENCH_SECONDS=540 BUDGET=580 GPU_ARGS="--extra --profile 3" bash bench/gpu_session.sh
-#                                                            # the benchmark only, with the extra variants
-#                                                            # and the kernel profile of the fixed lengths
+#   SKIP_LIVEDOOR=1 BENCH_SECONDS=540 BUDGET=560 GPU_ARGS="--profile 3" bash bench/gpu_session.sh
+#                                                            # the benchmark only (about 8 min on an H200),
+#                                                            # with the kernel profile of the fixed lengths
+#   SKIP_LIVEDOOR=1 BENCH_SECONDS=300 BUDGET=320 GPU_ARGS="--only whole,first --variants hf-sdpa,ours+compile" ...
+#                                                            # a few variants (bench/gpu.py --variants)
 #
 # A livedoor run longer than one device call (10 min) spans two calls:
 #   QUALITY_ONLY=1 DETACH=1 LIVEDOOR_SECONDS=780 BUDGET=585 bash bench/gpu_session.sh
