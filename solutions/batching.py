@@ -1,6 +1,7 @@
 """Batches of similar length, padded only as far as their longest member."""
 from __future__ import annotations
 
+import math
 import random
 
 import torch
@@ -40,11 +41,12 @@ def pad_batch(sequences: list[list[int]], pad_id: int = 0, segments: list[list[i
     but not past `limit` (CUDA graphs record one graph per shape: fewer lengths,
     fewer graphs). Returns the model's keyword arguments."""
     longest = max(len(s) for s in sequences)
-    rounded = -(-longest // multiple) * multiple
-    longest = max(longest, min(rounded, limit)) if limit else rounded
-    input_ids = torch.full((len(sequences), longest), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(sequences), longest), dtype=torch.long)
-    token_type_ids = torch.zeros((len(sequences), longest), dtype=torch.long)
+    width = math.ceil(longest / multiple) * multiple
+    if limit is not None:
+        width = max(longest, min(width, limit))  # never past limit, never cutting a sequence
+    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    token_type_ids = torch.zeros((len(sequences), width), dtype=torch.long)
     for row, ids in enumerate(sequences):
         input_ids[row, :len(ids)] = torch.tensor(ids)
         attention_mask[row, :len(ids)] = 1

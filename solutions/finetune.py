@@ -67,10 +67,11 @@ def warn_unseen_labels(records, labels, source: str) -> None:
               file=sys.stderr)
 
 
-def warn_ignored_settings(given: FinetuneSettings, saved: dict) -> None:
+def warn_ignored_settings(given: FinetuneSettings, kept: FinetuneSettings) -> None:
     """--resume goes on with the saved settings: say which of the given ones it does not use."""
+    saved = asdict(kept)  # a setting newer than the saved state has its default there
     differ = [f"{key} (指定 {value}、保存 {saved[key]})" for key, value in asdict(given).items()
-              if key != "stop_after_steps" and key in saved and saved[key] != value]
+              if saved[key] != value]
     if differ:
         print(f"警告: --resume は保存した設定で続けます。次の指定は使いません: {', '.join(differ)}", file=sys.stderr)
 
@@ -186,13 +187,13 @@ def finetune(train_records, dev_records, checkpoint, out_dir, settings: Finetune
     if settings.windows < 1:
         raise T.TrainingError(f"--windows は 1 以上です ({settings.windows})")
     dist = T.Distributed(T.pick_device(settings.device))
-    check_cuda_graphs(settings, dist)
     device = dist.device
 
     labels = sorted({name for r in train_records for name in r.labels})
     state = saved_state(state_path, resume)
+    settings = resumed_settings(settings, state, labels, state_path) if state else settings
+    check_cuda_graphs(settings, dist)  # the settings the run goes on with (a resumed run: the saved ones)
     if state:
-        settings = resumed_settings(settings, state, labels, state_path)
         multi_label = state["multi_label"]
     else:
         multi_label = choose_multi_label(settings.multi_label, train_records)
@@ -256,8 +257,9 @@ def saved_state(state_path: Path, resume: bool) -> dict | None:
 def resumed_settings(given: FinetuneSettings, state: dict, labels: list[str], state_path) -> FinetuneSettings:
     """A resumed run keeps its saved settings (only --stop-after-steps is new) and its labels."""
     check_same_labels(labels, state["labels"], state_path)
-    warn_ignored_settings(given, state["settings"])
-    return FinetuneSettings(**{**state["settings"], "stop_after_steps": given.stop_after_steps})
+    kept = FinetuneSettings(**{**state["settings"], "stop_after_steps": given.stop_after_steps})
+    warn_ignored_settings(given, kept)
+    return kept
 
 
 def choose_multi_label(multi_label: bool | None, records) -> bool:
