@@ -28,6 +28,14 @@ def test_gpu_benchmark_smoke_on_cpu(shared_data):
     checks = [x for x in lines if x.get("check") == "unpad_same_logits"]
     assert len(checks) == 2 and all(x["same_argmax"] and x["max_abs_diff"] < 1e-4 for x in checks)
     assert any(x["pads"] > 0 for x in checks)  # a batch with [PAD] to take out
+    # the last lines: each section with a target (issue 7's; the tiny fixed shapes have none) against it
+    targets = next(x for x in lines if x["section"] == "targets")
+    ratios = {x["section"]: x["ratio_ours_over_best_hf"] for x in lines if "ratio_ours_over_best_hf" in x}
+    for section, target in (("train_livedoor_whole", 1.35), ("train_livedoor_first", 2.0), ("predict", 1.5)):
+        got = targets[section]
+        assert got["ratio"] == ratios[section] and got["target"] == target and got["met"] == (got["ratio"] >= target)
+    assert targets["all_met"] is False  # the fixed-length targets were not measured
+    assert lines[-1]["section"] == "done"
 
 
 def test_extra_variants_smoke_on_cpu(shared_data):
