@@ -127,8 +127,9 @@ class IsolatedExecute(Execute):
         started without any network (grading_kernel.py). A path too long for a socket
         keeps TCP."""
         km = super().create_kernel_manager()
-        prefix = str(getattr(self, "_scratch", "") and self._scratch / ".kernel-ipc")
-        if prefix and len(prefix.encode()) + 6 < UNIX_SOCKET_PATH_MAX:
+        scratch = getattr(self, "_scratch", None)  # set by preprocess, before the kernel starts
+        prefix = str(scratch / ".kernel-ipc") if scratch else ""
+        if prefix and len(prefix.encode()) + 6 < UNIX_SOCKET_PATH_MAX:  # + "-" and a port number
             km.transport = "ipc"
             km.ip = prefix
         return km

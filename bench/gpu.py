@@ -364,12 +364,13 @@ def ratio_line(section, results):
     ours = [v["seq_per_s"] for k, v in done.items() if k.startswith("ours")]
     if theirs and ours:
         default_hf = [v["seq_per_s"] for k, v in done.items() if k.startswith("hf") and "no-cudnn" not in k]
+        default_ratio = round(max(ours) / max(default_hf), 3) if default_hf else None
         if len(default_hf) < len(theirs):
-            emit(section=section, ratio_ours_over_best_default_hf=round(max(ours) / max(default_hf), 3))
+            emit(section=section, ratio_ours_over_best_default_hf=default_ratio)
         hf_mem = min(v["peak_mem_gib"] or 0 for k, v in done.items() if k.startswith("hf"))
         our_mem = min(v["peak_mem_gib"] or 0 for k, v in done.items() if k.startswith("ours"))
-        if default_hf:
-            REACHED[section] = {"ratio": round(max(ours) / max(default_hf), 3), "ours_gib": our_mem, "hf_gib": hf_mem}
+        if default_ratio is not None:
+            REACHED[section] = {"ratio": default_ratio, "ours_gib": our_mem, "hf_gib": hf_mem}
         emit(section=section, ratio_ours_over_best_hf=round(max(ours) / max(theirs), 3),
              best_hf=max((k for k in done if k.startswith("hf")), key=lambda k: done[k]["seq_per_s"]),
              peak_mem_ours_gib=our_mem, peak_mem_hf_gib=hf_mem)
@@ -436,8 +437,10 @@ REAL_LENGTH_VARIANTS = [("hf-sdpa", "hf-sdpa", False), ("ours", "ours", False), 
 REAL_LENGTH_EXTRA = [("hf-sdpa-no-cudnn", "hf-sdpa-no-cudnn", False), ("ours+unpad", "ours", False),
                      ("ours+unpad+compile", "ours", True), ("ours+cudnn64", "ours", False),
                      ("ours+compile+cudnn64", "ours", True)]
-# on an H200, --unpad was slower everywhere (bench/results/h200-2026-11-27): prediction's is extra too
-EXTRA_NAMES = {name for name, *_ in FIXED_EXTRA + REAL_LENGTH_EXTRA} | {"ours+unpad"}
+# on an H200, --unpad was slower everywhere (bench/results/h200-2026-11-27): prediction's
+# "ours+unpad" is extra too (the name is one of these)
+EXTRA_NAMES = {name for name, *_ in FIXED_EXTRA + REAL_LENGTH_EXTRA}
+PREDICT_VARIANTS = ("ours", "ours+unpad")  # of ours; transformers' sdpa always runs
 
 
 def real_length_section(part, lengths, sizes, labels, device, steps, allow_compile, gpu):
@@ -578,7 +581,7 @@ def prediction_section(archive, sizes, n_labels, device, pages: int, limit):
     batch_size, max_length = 64, 256
     results, memory = {}, {}
     for name, fn, model, tok in (("hf-sdpa", predict_transformers, theirs, hf_tok),
-                                 ("ours", predict_ours, ours, ours_tok), ("ours+unpad", predict_ours, ours, ours_tok)):
+                                 *((variant, predict_ours, ours, ours_tok) for variant in PREDICT_VARIANTS)):
         if name != "hf-sdpa" and not runs(name):  # transformers' figure is the reference of the ratio
             continue
         ours.unpad = name.endswith("+unpad")
@@ -589,10 +592,9 @@ def prediction_section(archive, sizes, n_labels, device, pages: int, limit):
         probs = fn(model, tok, titles, texts, batch_size, max_length, device)
         sync(device)
         seconds = time.perf_counter() - start
-        results[name] = (probs, pages / seconds)
-        memory[name] = peak_memory(device) or 0
+        results[name], memory[name] = (probs, pages / seconds), peak_memory(device)
         emit(section="predict", variant=name, pages=pages, pages_per_s=round(pages / seconds, 1),
-             seconds=round(seconds, 2), peak_mem_gib=peak_memory(device))
+             seconds=round(seconds, 2), peak_mem_gib=memory[name])
     theirs_probs, theirs_speed = results.pop("hf-sdpa")
     if not results:
         return
@@ -602,7 +604,8 @@ def prediction_section(archive, sizes, n_labels, device, pages: int, limit):
              max_prob_diff=round((probs - theirs_probs).abs().max().item(), 5))
     ratio = round(max(v[1] for v in results.values()) / theirs_speed, 3)
     emit(section="predict", ratio_ours_over_best_hf=ratio, best_ours=max(results, key=lambda k: results[k][1]))
-    REACHED["predict"] = {"ratio": ratio, "ours_gib": min(memory[k] for k in results), "hf_gib": memory["hf-sdpa"]}
+    REACHED["predict"] = {"ratio": ratio, "ours_gib": min(memory[k] or 0 for k in results),
+                          "hf_gib": memory["hf-sdpa"] or 0}
 
 
 def main(argv=None):
@@ -637,15 +640,15 @@ def main(argv=None):
 
     global SELECTED, EXTRA
     SELECTED, EXTRA = set(args.variants.split(",")) if args.variants else None, args.extra
-    known = {name for name, *_ in FIXED_VARIANTS + REAL_LENGTH_VARIANTS} | EXTRA_NAMES
+    fixed = [name for name, *_ in FIXED_VARIANTS + FIXED_EXTRA]
+    real = [name for name, *_ in REAL_LENGTH_VARIANTS + REAL_LENGTH_EXTRA]
+    known = set(fixed + real)
     if SELECTED and SELECTED - known:
         p.error(f"--variants: unknown variant(s) {', '.join(sorted(SELECTED - known))}; "
                 f"choose from {', '.join(sorted(known))}")
     # a section none of whose variants of ours runs is left out (its ratio would need one)
-    ours_in = {"fixed512": FIXED_VARIANTS + FIXED_EXTRA, "fixed128": FIXED_VARIANTS + FIXED_EXTRA,
-               "whole": REAL_LENGTH_VARIANTS + REAL_LENGTH_EXTRA, "first": REAL_LENGTH_VARIANTS + REAL_LENGTH_EXTRA,
-               "predict": [("ours",), ("ours+unpad",)]}
-    wanted = {part for part in wanted if any(runs(name) for name, *_ in ours_in[part] if name.startswith("ours"))}
+    names_in = {"fixed512": fixed, "fixed128": fixed, "whole": real, "first": real, "predict": PREDICT_VARIANTS}
+    wanted = {part for part in wanted if any(runs(name) for name in names_in[part] if name.startswith("ours"))}
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
     gpu = device.type == "cuda"

@@ -2,7 +2,6 @@
 On a CPU no graph is recorded, but the rest of the path runs: the same training as
 without it. (The graphs themselves are checked on a GPU by bench/gpu.py's
 cudagraphs_same_training.)"""
-import json
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -19,7 +18,7 @@ from solutions.data import make_demo_corpus, split_train_dev, write_jsonl
 from solutions.finetune import FinetuneSettings, check_cuda_graphs, finetune
 from solutions.models import BertForMaskedLM
 from solutions.tokenization import Tokenizer, train_vocab
-from solutions.training import TrainingError
+from solutions.training import TrainingError, read_log
 
 
 @given(lengths=st.lists(st.integers(1, 70), min_size=1, max_size=5), multiple=st.sampled_from([1, 8, 16]),
@@ -58,7 +57,7 @@ def weights(out_dir):
 
 
 def losses(out_dir):
-    log = [json.loads(line) for line in (out_dir / "metrics.jsonl").read_text().splitlines()]
+    log = read_log(out_dir / "metrics.jsonl")
     return [e["loss"] for e in log if "loss" in e], [e["dev_micro_f1"] for e in log if "dev_micro_f1" in e]
 
 
