@@ -18,13 +18,17 @@ uses (solutions.fast: the last layer at [CLS] only); "+unpad" packs each batch
 without [PAD] (`train --unpad`); "+compile" is torch.compile(model) for
 transformers and compile_layers (regional compilation) for ours;
 "+compile-model+cudagraphs" is ours compiled whole and replayed as CUDA graphs
-(`train --cuda-graphs`; on real lengths with batches padded to a multiple of 16).
+(`train --cuda-graphs`; on real lengths with batches padded to a multiple of 16);
+"+compile+cudagraphs" (--extra, an experiment) replays each compiled layer as a CUDA graph.
 In the real-length sections only ours is compiled (dynamic shapes), as `train --compile`
 does, and transformers runs as its users run it: sdpa, shuffled batches padded
 to their longest member. There every variant first makes one untimed pass over
-the batches it is timed on (compiling, for a compiled one: "warmup_s"; two passes with
-CUDA graphs, which record a new shape on its second run), so the figures are those
-of a long training run. --variants NAME,... runs only those variants. --profile N profiles N more steps of
+the batches it is timed on (compiling, for a compiled one: "warmup_s", of which the
+first step "first_step_s"; with CUDA graphs, three passes over one batch of each shape,
+which records each shape's graph; "recorded_while_timed" says whether the timed steps
+recorded any), so the figures are those of a long training run. A compiled variant
+also reports its graphs, inductor's cache hits and misses, CUDA graphs skipped and
+why it compiled again. --variants NAME,... runs only those variants. --profile N profiles N more steps of
 each fixed-length variant: where the device's time goes, by kind of kernel. The last lines
 ("targets") give each section's ratio against its target (issue 7) and whether all were met.
 """
@@ -39,7 +43,9 @@ sys.path[:] = [os.path.dirname(HERE)] + [p for p in sys.path if os.path.abspath(
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
 import json  # noqa: E402
+import logging  # noqa: E402
 import random  # noqa: E402
+import re  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -98,12 +104,20 @@ def prepare(model, ours: bool, compiled, dynamic: bool | None = None):
     """The model as each side runs it: torch.compile for transformers, regional
     compilation (compile_layers) for ours. compiled="model": torch.compile of the
     whole model for ours too; "cudagraphs": the same with CUDA graphs (mode
-    reduce-overhead)."""
+    reduce-overhead); "layers+cudagraphs" (an experiment): each layer compiled and
+    replayed as a CUDA graph, the rest of the step launched as usual."""
     if not compiled:
         return model
     if ours and compiled is True:
         return compile_layers(model, dynamic=dynamic)
+    if compiled == "layers+cudagraphs":
+        model.run_layer = torch.compile(model.run_layer, dynamic=dynamic, mode="reduce-overhead")
+        return model
     return compile_model(model, cuda_graphs=compiled == "cudagraphs", dynamic=dynamic)
+
+
+def with_cuda_graphs(compiled) -> bool:
+    return str(compiled).endswith("cudagraphs")
 
 
 def move(batch: dict, device, ours: bool) -> dict:
@@ -142,15 +156,17 @@ def logits_of(out):
 
 
 def train_throughput(model, batches, device, steps: int, *, ours: bool, compiled=False, dynamic=None,
-                     warmup: int = 3, profile_steps: int = 0) -> dict:
+                     warmup: int | list = 3, profile_steps: int = 0) -> dict:
     """Sequences/s and real tokens/s of full training steps (forward, backward, AdamW),
-    timed after `warmup` untimed steps (their seconds: warmup_s); halves_seq_per_s: the
-    rates of the first and second half of the timed steps, whose spread says how far
-    a difference between variants can be noise. profile_steps: then that many more
-    steps under the profiler ("profile", not timed)."""
+    timed after `warmup` untimed steps (a count of the timed batches, or a list of
+    batches of its own; their seconds: warmup_s, of which the first step's: first_step_s,
+    compiling for a compiled variant); halves_seq_per_s: the rates of the first and second
+    half of the timed steps, whose spread says how far a difference between variants can
+    be noise. profile_steps: then that many more steps under the profiler ("profile", not timed)."""
     from torch._dynamo.utils import counters
 
     counters.clear()
+    RECOMPILES.clear()
     step_model = prepare(model, ours, compiled, dynamic)
     optimizer = make_optimizer(model, 1e-5, 0.01, device)
     model.train()
@@ -165,16 +181,21 @@ def train_throughput(model, batches, device, steps: int, *, ours: bool, compiled
 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
+    untimed = warmup if isinstance(warmup, list) else [batches[i % len(batches)] for i in range(warmup)]
+    schedule = untimed + [batches[i % len(batches)] for i in range(steps)]
     seqs = tokens = 0
-    began = time.perf_counter()
-    for i in range(warmup + steps):
-        if i == warmup:
+    first_step, began = None, time.perf_counter()
+    for i, batch in enumerate(schedule):
+        if i == 1:
+            sync(device)
+            first_step = time.perf_counter() - began
+        if i == len(untimed):
             sync(device)
             start, seqs, tokens = time.perf_counter(), 0, 0
-        if i == warmup + steps // 2:  # the halves' rates: how much the figure moves within one run
+            recorded_before = counters["inductor"]["cudagraph_recorded_non_static_inputs"]
+        if i == len(untimed) + steps // 2:  # the halves' rates: how much the figure moves within one run
             sync(device)
             middle, seqs_before = time.perf_counter(), seqs
-        batch = batches[i % len(batches)]
         step(batch)
         seqs += len(batch["labels"])
         tokens += int(batch["attention_mask"].sum())
@@ -184,17 +205,47 @@ def train_throughput(model, batches, device, steps: int, *, ours: bool, compiled
     halves = [seqs_before / (middle - start), (seqs - seqs_before) / (end - middle)] if steps >= 2 else []
     result = {"seq_per_s": round(seqs / seconds, 1), "halves_seq_per_s": [round(h, 1) for h in halves],
               "real_tokens_per_s": round(tokens / seconds),
-              "seconds": round(seconds, 2), "warmup_s": round(start - began, 2), "real_tokens": tokens,
-              "peak_mem_gib": peak_memory(device)}
+              "seconds": round(seconds, 2), "warmup_s": round(start - began, 2),
+              "first_step_s": first_step and round(first_step, 2), "real_tokens": tokens, "peak_mem_gib": peak_memory(device)}
     if compiled:  # what torch.compile made of it: a graph break or a recompilation costs speed
-        result["compiled_graphs"] = counters["stats"]["unique_graphs"]
-        result["graph_breaks"] = sum(counters["graph_break"].values())
+        result.update(compile_report(counters))
+        if with_cuda_graphs(compiled):  # a graph recorded while timed: the warm-up missed a shape
+            result["recorded_while_timed"] = (counters["inductor"]["cudagraph_recorded_non_static_inputs"]
+                                              != recorded_before)
     if profile_steps:
         try:
             result["profile"] = time_by_kernel(lambda i: step(batches[i % len(batches)]), profile_steps, device)
         except Exception as e:  # noqa: BLE001 (a profiler failure must not lose the timing)
             result["profile"] = {"error": f"{type(e).__name__}: {e}"[:300]}
     return result
+
+
+RECOMPILES: list[str] = []  # why torch.compile compiled again (the guards that failed), per variant
+
+
+class RecompileReasons(logging.Handler):
+    """Keeps each failed guard ("- 0/0: attention_mask is None   # the source line"), not the stack."""
+    def emit(self, record):
+        RECOMPILES.extend(line.strip()[2:] for line in record.getMessage().splitlines()
+                          if re.match(r"- \d+/\d+: ", line.strip()))
+
+
+def collect_recompile_reasons():
+    """torch.compile's reasons for compiling again ("recompiles" log) go to RECOMPILES too."""
+    torch._logging.set_logs(recompiles=True)
+    logging.getLogger("torch._dynamo.guards.__recompiles").addHandler(RecompileReasons())
+
+
+def compile_report(counters) -> dict:
+    """What compiling cost and made: graphs (each a compilation), graph breaks, inductor's
+    cache (a graph compiled before, here or in an earlier run, is taken from disk), CUDA
+    graphs skipped (the variant then runs without them), and why it compiled again."""
+    inductor = counters["inductor"]
+    return {"compiled_graphs": counters["stats"]["unique_graphs"],
+            "graph_breaks": sum(counters["graph_break"].values()),
+            "fx_cache_hits": inductor["fxgraph_cache_hit"], "fx_cache_misses": inductor["fxgraph_cache_miss"],
+            "cudagraph_skips": inductor["cudagraph_skips"],
+            "recompile_reasons": [r[:160] for r in RECOMPILES[:6]]}
 
 
 # Kinds of kernel (or of CPU operator, on a CPU), by name; the first match wins.
@@ -379,8 +430,10 @@ def ratio_line(section, results):
 FIXED_VARIANTS = [("hf-eager", "hf-eager", False), ("hf-sdpa", "hf-sdpa", False),
                   ("hf-sdpa+compile", "hf-sdpa", True), ("ours", "ours", False), ("ours+compile", "ours", True),
                   ("ours+compile-model+cudagraphs", "ours", "cudagraphs")]
-# --extra, run last: ours with cuDNN's attention allowed; the whole model compiled without CUDA graphs
-FIXED_EXTRA = [("ours+compile+cudnn", "ours", True), ("ours+compile-model", "ours", "model")]
+# --extra, run last: ours with cuDNN's attention allowed; the whole model compiled without CUDA graphs;
+# each layer compiled and replayed as a CUDA graph (compiling takes seconds, not a minute; to be measured)
+FIXED_EXTRA = [("ours+compile+cudnn", "ours", True), ("ours+compile-model", "ours", "model"),
+               ("ours+compile+cudagraphs", "ours", "layers+cudagraphs")]
 
 
 def fixed_section(batch, seq, sizes, labels, device, steps, allow_compile, variants=FIXED_VARIANTS,
@@ -433,14 +486,40 @@ REAL_LENGTH_VARIANTS = [("hf-sdpa", "hf-sdpa", False), ("ours", "ours", False), 
 # --extra: transformers with the same attention kernels as ours (cuDNN's left out); ours packed
 # without [PAD] (nested tensors cost Python time per operation: compiled, that time goes away);
 # ours with cuDNN's attention on batches padded to a multiple of 64 tokens (eight lengths up to
-# 512, so cuDNN plans once for each).
+# 512, so cuDNN plans once for each); each layer compiled and replayed as a CUDA graph.
 REAL_LENGTH_EXTRA = [("hf-sdpa-no-cudnn", "hf-sdpa-no-cudnn", False), ("ours+unpad", "ours", False),
                      ("ours+unpad+compile", "ours", True), ("ours+cudnn64", "ours", False),
-                     ("ours+compile+cudnn64", "ours", True)]
+                     ("ours+compile+cudnn64", "ours", True),
+                     ("ours+compile+cudagraphs", "ours", "layers+cudagraphs")]
 # on an H200, --unpad was slower everywhere (bench/results/h200-2026-11-27): prediction's
 # "ours+unpad" is extra too (the name is one of these)
 EXTRA_NAMES = {name for name, *_ in FIXED_EXTRA + REAL_LENGTH_EXTRA}
 PREDICT_VARIANTS = ("ours", "ours+unpad")  # of ours; transformers' sdpa always runs
+
+
+def with_padding_first(batches: list) -> list:
+    """Batches with [PAD] (an attention mask) before those without. Each kind is its own
+    graph for torch.compile, and a graph compiled after another is traced a little
+    differently: in the same order in every section, a later section finds its graphs
+    in inductor's cache instead of compiling them again."""
+    return sorted(batches, key=lambda b: bool(b["attention_mask"].all()))  # stable
+
+
+def batch_kind(batch: dict) -> tuple:
+    return tuple(batch["input_ids"].shape), bool(batch["attention_mask"].all())
+
+
+def warmup_batches(batches: list, compiled) -> list:
+    """The untimed steps before a real-length variant is timed: one pass over the very
+    batches that are timed (for a compiled variant, compiling). With CUDA graphs, one
+    batch of each shape, three times over: a graph is recorded on a shape's second run
+    and replayed from its third, so the timed steps only replay."""
+    if not with_cuda_graphs(compiled):
+        return with_padding_first(batches) if compiled else list(batches)
+    one_of_each = {}
+    for batch in with_padding_first(batches):
+        one_of_each.setdefault(batch_kind(batch), batch)
+    return list(one_of_each.values()) * 3
 
 
 def real_length_section(part, lengths, sizes, labels, device, steps, allow_compile, gpu):
@@ -455,17 +534,15 @@ def real_length_section(part, lengths, sizes, labels, device, steps, allow_compi
         batches = our_batches if kind.startswith("ours") else theirs_batches
         if name.endswith("+cudnn64"):
             batches = [padded_to_multiple(b, 64, max(lengths)) for b in batches]
-        if compiled == "cudagraphs":  # as train --cuda-graphs pads them: a graph for each length
+        if with_cuda_graphs(compiled):  # as train --cuda-graphs pads them: a graph for each length
             batches = [padded_to_multiple(b, GRAPH_LENGTH_MULTIPLE, max(lengths)) for b in batches]
         n = min(len(batches), 2 * steps if gpu else steps)
 
         def run():
             model = build(kind.removesuffix("-no-cudnn"), sizes, labels, device, unpad="+unpad" in name)
             with without_cudnn_attention(kind.endswith("-no-cudnn")), cudnn_attention_allowed("+cudnn" in name):
-                # warm-up: one untimed pass over the very batches that are timed; two with CUDA
-                # graphs, which run a new shape once before they record it
                 out = train_throughput(model, batches[:n], device, n, ours=kind == "ours", compiled=compiled,
-                                       dynamic=True, warmup=2 * n if compiled == "cudagraphs" else n)
+                                       dynamic=True, warmup=warmup_batches(batches[:n], compiled))
             return add_flops(out, sizes, mean_len, device)
         padded = sum(b["attention_mask"].numel() for b in batches)
         real = sum(int(b["attention_mask"].sum()) for b in batches)
@@ -619,7 +696,8 @@ def main(argv=None):
                    help="also ours with cuDNN's attention and ours compiled whole without CUDA graphs (fixed "
                         "lengths); transformers without cuDNN's attention, ours packed without [PAD] (--unpad), "
                         "and ours with cuDNN's attention on batches padded to a multiple of 64 tokens (real "
-                        "lengths); ours with --unpad (prediction); minutes more")
+                        "lengths); ours with each layer compiled and replayed as a CUDA graph (both); ours with "
+                        "--unpad (prediction); minutes more")
     p.add_argument("--limit", type=int, help="livedoor articles to use (default all on GPU, 200 on CPU)")
     p.add_argument("--lengths", help="JSON file with saved livedoor lengths")
     p.add_argument("--save-lengths", help="write the livedoor lengths to this JSON file and exit")
@@ -640,6 +718,7 @@ def main(argv=None):
 
     global SELECTED, EXTRA
     SELECTED, EXTRA = set(args.variants.split(",")) if args.variants else None, args.extra
+    collect_recompile_reasons()
     fixed = [name for name, *_ in FIXED_VARIANTS + FIXED_EXTRA]
     real = [name for name, *_ in REAL_LENGTH_VARIANTS + REAL_LENGTH_EXTRA]
     known = set(fixed + real)

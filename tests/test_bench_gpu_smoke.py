@@ -1,9 +1,12 @@
 """bench/gpu.py runs on the CPU with tiny sizes (no timing is asserted)."""
 import importlib.util
 import json
+import random
 import subprocess
 import sys
 from pathlib import Path
+
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -91,12 +94,67 @@ def test_profile_says_where_a_step_spends_its_time():
     assert 0 < work["step_gflop_ours"] < work["step_gflop_hf"] and 1.2 < work["work_ratio_hf_over_ours"] < 2
 
 
-def test_kernel_kinds_of_real_gpu_kernel_names():
-    """Names as the CUDA profiler reports them on a Hopper GPU."""
+def load_bench_gpu():
     spec = importlib.util.spec_from_file_location("bench_gpu", ROOT / "bench" / "gpu.py")
     bench_gpu = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench_gpu)
-    kernel_kind = bench_gpu.kernel_kind
+    return bench_gpu
+
+
+def kinds_of(bench_gpu, lengths_per_batch):
+    batches = [bench_gpu.random_batch(lengths, 100, 3, torch.Generator().manual_seed(i))
+               for i, lengths in enumerate(lengths_per_batch)]
+    return batches, [bench_gpu.batch_kind(b) for b in batches]
+
+
+def test_warmup_runs_each_shape_three_times_with_cuda_graphs_padded_batches_first():
+    bench_gpu = load_bench_gpu()
+    batches, kinds = kinds_of(bench_gpu, [[16, 16], [16, 9], [32, 32], [16, 16], [32, 20], [16, 12]])
+    assert kinds == [((2, 16), True), ((2, 16), False), ((2, 32), True), ((2, 16), True), ((2, 32), False),
+                     ((2, 16), False)]
+    warmup = bench_gpu.warmup_batches(batches, "cudagraphs")
+    padded, unpadded = [((2, 16), False), ((2, 32), False)], [((2, 16), True), ((2, 32), True)]
+    assert [bench_gpu.batch_kind(b) for b in warmup] == (padded + unpadded) * 3
+    assert warmup[0] is batches[1] and warmup[2] is batches[0]  # the first batch of each kind
+    # compiled without graphs: the timed batches once, those with [PAD] first; not compiled: as they come
+    compiled = bench_gpu.warmup_batches(batches, True)
+    assert [id(b) for b in compiled] == [id(batches[i]) for i in (1, 4, 5, 0, 2, 3)]
+    assert bench_gpu.warmup_batches(batches, False) == batches
+
+
+def test_a_later_section_finds_the_compiled_graphs_in_inductors_cache(tmp_path, monkeypatch):
+    """Padded batches are warmed up first in every section, so the graph with a mask is
+    compiled first everywhere; compiled second (after the graph without one) it is traced
+    differently and a later section whose batches all have [PAD] would compile it again.
+    On a CPU, mode reduce-overhead compiles without CUDA graphs (skips reported)."""
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
+    bench_gpu = load_bench_gpu()
+    bench_gpu.collect_recompile_reasons()
+    device, reports, rng = torch.device("cpu"), [], random.Random(0)
+    # as in the livedoor sections: whole articles, half of them cut at 512 (batches without
+    # [PAD] among the others), then first paragraphs (every batch has [PAD])
+    whole = [512] * 30 + [rng.randint(100, 511) for _ in range(30)]
+    first = [rng.randint(30, 200) for _ in range(60)]
+    for lengths in (whole, first):
+        batches = [bench_gpu.padded_to_multiple(b, 16, max(lengths))
+                   for b in bench_gpu.bucketed_batches(lengths, 8, 2000, 3)][:6]
+        model = bench_gpu.build("ours", bench_gpu.TINY, 3, device)
+        reports.append(bench_gpu.train_throughput(model, batches, device, 3, ours=True, compiled="cudagraphs",
+                                                  dynamic=True, warmup=bench_gpu.warmup_batches(batches, "cudagraphs")))
+        bench_gpu.release(device)
+    first, second = reports
+    assert first["compiled_graphs"] == 2 and second["compiled_graphs"] == 1  # with a mask (then without)
+    assert first["fx_cache_misses"] == 2 * 2 and first["fx_cache_hits"] == 0  # forward and backward of each
+    assert second["fx_cache_misses"] == 0 and second["fx_cache_hits"] == 2
+    assert any("attention_mask" in reason for reason in first["recompile_reasons"])
+    assert second["recompile_reasons"] == []
+    assert first["cudagraph_skips"] >= 1 and first["recorded_while_timed"] is False
+    assert 0 < first["first_step_s"] <= first["warmup_s"]
+
+
+def test_kernel_kinds_of_real_gpu_kernel_names():
+    """Names as the CUDA profiler reports them on a Hopper GPU."""
+    kernel_kind = load_bench_gpu().kernel_kind
 
     names = {
         "nvjet_tst_128x256_64x4_1x2_h_bz_coopA_NNT": "matmul",
