@@ -12,10 +12,12 @@
 #                                                            # with the kernel profile of the fixed lengths
 #   SKIP_LIVEDOOR=1 BENCH_SECONDS=300 BUDGET=320 GPU_ARGS="--only whole,first --variants hf-sdpa,ours+compile" ...
 #                                                            # a few variants (bench/gpu.py --variants)
-#   SKIP_LIVEDOOR=1 BENCH_SECONDS=300 BUDGET=320 GPU_ARGS="--only fixed512,whole,first --variants \
-#       hf-sdpa,hf-sdpa+compile,ours+compile+cudagraphs" bash bench/gpu_session.sh
-#                                                            # the experiment: each layer compiled and replayed
-#                                                            # as a CUDA graph (against transformers' best)
+#   SKIP_LIVEDOOR=1 BENCH_SECONDS=400 BUDGET=420 GPU_ARGS="--only fixed512,whole,first --variants \
+#       hf-sdpa,hf-sdpa+compile,ours+compile,ours+compile-model+cudagraphs,ours+compile+cudagraphs" \
+#       bash bench/gpu_session.sh                            # the experiment: each layer compiled and replayed
+#                                                            # as a CUDA graph, against transformers' best and
+#                                                            # ours' --compile and --cuda-graphs in the same run
+#                                                            # (about 5.5 min; its fixed-length line comes last)
 #
 # A livedoor run longer than one device call (10 min) spans two calls:
 #   QUALITY_ONLY=1 DETACH=1 LIVEDOOR_SECONDS=780 BUDGET=585 bash bench/gpu_session.sh

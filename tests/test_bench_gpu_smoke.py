@@ -129,7 +129,6 @@ def test_a_later_section_finds_the_compiled_graphs_in_inductors_cache(tmp_path, 
     On a CPU, mode reduce-overhead compiles without CUDA graphs (skips reported)."""
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
     bench_gpu = load_bench_gpu()
-    bench_gpu.collect_recompile_reasons()
     device, reports, rng = torch.device("cpu"), [], random.Random(0)
     # as in the livedoor sections: whole articles, half of them cut at 512 (batches without
     # [PAD] among the others), then first paragraphs (every batch has [PAD])
@@ -150,6 +149,58 @@ def test_a_later_section_finds_the_compiled_graphs_in_inductors_cache(tmp_path, 
     assert second["recompile_reasons"] == []
     assert first["cudagraph_skips"] >= 1 and first["recorded_while_timed"] is False
     assert 0 < first["first_step_s"] <= first["warmup_s"]
+
+
+def test_each_layer_compiled_once_for_all_layers():
+    """The experiment "ours+compile+cudagraphs": one compiled layer serves every layer; the
+    last layer (at [CLS] only) is a second graph, and the reason is given."""
+    bench_gpu = load_bench_gpu()
+    device = torch.device("cpu")
+    sizes = {**bench_gpu.TINY, "num_hidden_layers": 3}
+    report = bench_gpu.train_throughput(bench_gpu.build("ours", sizes, 3, device), bench_gpu.fixed_batches(2, 16, 100, 3),
+                                        device, 2, ours=True, compiled="layers+cudagraphs", dynamic=False, warmup=1)
+    bench_gpu.release(device)
+    assert report["compiled_graphs"] == 2 and report["graph_breaks"] == 0
+    assert [reason.split("#")[0].strip() for reason in report["recompile_reasons"]] == ["0/0: first_only == False"]
+
+
+class CountsRecordings(torch.nn.Module):
+    """A stand-in for a model replayed as CUDA graphs: its calls numbered `recording`
+    count as recordings, as cudagraph trees count them."""
+
+    def __init__(self, model, recording):
+        super().__init__()
+        self.model, self.recording, self.calls = model, recording, 0
+
+    def forward(self, **batch):
+        from torch._dynamo.utils import counters
+
+        self.calls += 1
+        if self.calls in self.recording:
+            counters["inductor"]["cudagraph_recorded_non_static_inputs"] += 3
+        return self.model(**batch)
+
+
+def test_a_recording_during_the_timed_steps_is_reported(monkeypatch):
+    bench_gpu = load_bench_gpu()
+    device, batches = torch.device("cpu"), bench_gpu.fixed_batches(2, 16, 100, 3)
+    reported = {}
+    for recording in ((1, 2), (2, 4)):  # within the 2 warm-up steps; then also the 2nd timed step
+        monkeypatch.setattr(bench_gpu, "prepare", lambda model, *_: CountsRecordings(model, recording))
+        model = bench_gpu.build("ours", bench_gpu.TINY, 3, device)
+        reported[recording] = bench_gpu.train_throughput(model, batches, device, 3, ours=True, compiled="cudagraphs",
+                                                         warmup=2)["recorded_while_timed"]
+    assert reported == {(1, 2): False, (2, 4): True}
+
+
+def test_first_step_s_is_an_untimed_steps():
+    bench_gpu = load_bench_gpu()
+    device, batches = torch.device("cpu"), bench_gpu.fixed_batches(2, 16, 100, 3)
+    for warmup, has_first in ((0, False), ([], False), (2, True), (batches[:1], True)):
+        report = bench_gpu.train_throughput(bench_gpu.build("ours", bench_gpu.TINY, 3, device), batches, device, 2,
+                                            ours=True, warmup=warmup)
+        assert (report["first_step_s"] is not None) == has_first
+        assert has_first or report["warmup_s"] < 0.05
 
 
 def test_kernel_kinds_of_real_gpu_kernel_names():
