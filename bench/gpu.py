@@ -175,9 +175,10 @@ def train_throughput(model, batches, device, steps: int, *, ours: bool, compiled
     steps); halves_seq_per_s: the rates of the first and second
     half of the timed steps, whose spread says how far a difference between variants can
     be noise. profile_steps: then that many more steps under the profiler ("profile", not timed)."""
-    from torch._dynamo.utils import counters
+    from torch._dynamo.utils import counters, guard_failures
 
     counters.clear()
+    guard_failures.clear()  # as torch._dynamo.reset() does: this variant's reasons only
     step_model = prepare(model, ours, compiled, dynamic)
     optimizer = make_optimizer(model, 1e-5, 0.01, device)
     model.train()
@@ -233,7 +234,7 @@ def train_throughput(model, batches, device, steps: int, *, ours: bool, compiled
 
 
 def recompile_reasons() -> list[str]:
-    """Why torch.compile compiled again since the last torch._dynamo.reset(): each failed
+    """Why torch.compile compiled again in this variant: each failed
     guard ("0/0: attention_mask is None  # the source line"), once, without the stack.
     Dynamo records them whether or not its "recompiles" log is on."""
     from torch._dynamo.utils import guard_failures
