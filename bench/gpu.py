@@ -52,12 +52,12 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
 
-from solutions.batching import length_bucketed_batches, pad_batch  # noqa: E402
+from solutions.batching import length_bucketed_batches, pad_batch, padded_length  # noqa: E402
 from solutions.config import BertConfig  # noqa: E402
 from solutions.encoding import WORKERS  # noqa: E402
 from solutions.fast import FastBertForSequenceClassification  # noqa: E402
 from solutions.training import (GRAPH_LENGTH_MULTIPLE, amp_dtype, autocast, batch_to_device,  # noqa: E402
-                                compile_layers, compile_model, make_optimizer, to_device)
+                                compile_layers, compile_model, make_optimizer, model_for_steps, to_device)
 
 BASE = dict(vocab_size=32768, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
             intermediate_size=3072, max_position_embeddings=512)
@@ -175,10 +175,12 @@ def train_throughput(model, batches, device, steps: int, *, ours: bool, compiled
     steps); halves_seq_per_s: the rates of the first and second
     half of the timed steps, whose spread says how far a difference between variants can
     be noise. profile_steps: then that many more steps under the profiler ("profile", not timed)."""
-    from torch._dynamo.utils import counters, guard_failures
+    from torch._dynamo.utils import counters
 
+    # this variant's graphs, counts and reasons only: code compiled before (the same
+    # model class) would make this variant's graphs recompilations, traced differently
+    torch._dynamo.reset()
     counters.clear()
-    guard_failures.clear()  # as torch._dynamo.reset() does: this variant's reasons only
     step_model = prepare(model, ours, compiled, dynamic)
     optimizer = make_optimizer(model, 1e-5, 0.01, device)
     model.train()
@@ -356,8 +358,8 @@ def fixed_batches(batch, seq, vocab, n_labels, count=4):
 def padded_to_multiple(batch: dict, multiple: int, limit: int) -> dict:
     """The batch padded further, to a length that is a multiple of `multiple` (at most `limit`)."""
     length = batch["input_ids"].shape[1]
-    extra = min(limit, -(-length // multiple) * multiple) - length
-    if extra <= 0:
+    extra = padded_length(length, multiple, limit) - length
+    if extra == 0:
         return batch
     return {k: torch.nn.functional.pad(v, (0, extra)) if v.dim() == 2 else v for k, v in batch.items()}
 
@@ -586,7 +588,7 @@ def cudagraphs_check(section, sizes, labels, device, steps: int = 6):
     losses, weights = {}, {}
     for graphs in (False, True):
         model = build("ours", sizes, labels, device).eval()  # the same seed: the same weights
-        stepped = compile_model(model, cuda_graphs=True, dynamic=True) if graphs else model
+        stepped = model_for_steps(model, cuda_graphs=graphs, dynamic=True)  # as train's start_run does
         optimizer = make_optimizer(model, 1e-4, 0.01, device)
         scheduler, scaler = make_scheduler(optimizer, 1, steps), grad_scaler(device)
         settings = FinetuneSettings(max_length=128, cuda_graphs=graphs)

@@ -35,15 +35,20 @@ def sorted_batches(lengths, batch_size: int) -> list[list[int]]:
     return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
 
 
-def pad_batch(sequences: list[list[int]], pad_id: int = 0, segments: list[list[int]] | None = None,
-              multiple: int = 1, limit: int | None = None):
-    """Pad token id lists to the longest one, rounded up to a multiple of `multiple`
-    but not past `limit` (CUDA graphs record one graph per shape: fewer lengths,
-    fewer graphs). Returns the model's keyword arguments."""
-    longest = max(len(s) for s in sequences)
+def padded_length(longest: int, multiple: int = 1, limit: int | None = None) -> int:
+    """`longest` rounded up to a multiple of `multiple`, but not past `limit`
+    (CUDA graphs record one graph per shape: fewer lengths, fewer graphs)."""
     width = math.ceil(longest / multiple) * multiple
     if limit is not None:
         width = max(longest, min(width, limit))  # never past limit, never cutting a sequence
+    return width
+
+
+def pad_batch(sequences: list[list[int]], pad_id: int = 0, segments: list[list[int]] | None = None,
+              multiple: int = 1, limit: int | None = None):
+    """Pad token id lists to the longest one, rounded up as padded_length does.
+    Returns the model's keyword arguments."""
+    width = padded_length(max(len(s) for s in sequences), multiple, limit)
     input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
     attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
     token_type_ids = torch.zeros((len(sequences), width), dtype=torch.long)
