@@ -7,6 +7,7 @@ the two functions below translate between them and Hugging Face's names.
 """
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
@@ -18,6 +19,9 @@ from .config import BertConfig
 from .models import BertForMaskedLM, BertForSequenceClassification, BertModel
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+# A checkpoint too big for one file: an index (which file holds each weight) and the shards.
+SHARD_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
+SHARD_PATTERNS = ("model-*-of-*.safetensors", "pytorch_model-*-of-*.bin")
 
 # Our module name -> Hugging Face's, inside layer N ("layers.N." / "encoder.layer.N.").
 LAYER_MODULES = {
@@ -137,19 +141,49 @@ def from_hf_state_dict(hf_state: dict[str, torch.Tensor], model) -> dict[str, to
 
 
 def find_weights(directory: Path) -> Path:
-    for name in WEIGHT_FILES:
+    for name in WEIGHT_FILES + SHARD_INDEXES:
         if (directory / name).exists():
             return directory / name
     raise CheckpointError(
-        f"{directory}: 重みファイルがありません (探したもの: {', '.join(WEIGHT_FILES)})。"
+        f"{directory}: 重みファイルがありません (探したもの: {', '.join(WEIGHT_FILES + SHARD_INDEXES)})。"
         " Hugging Face 形式の BERT チェックポイントのディレクトリを指定してください"
     )
 
 
 def read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """One weight file, or every shard named by an index (*.index.json)."""
+    if path.name.endswith(".index.json"):
+        return read_shards(path)
     if path.suffix == ".safetensors":
         return load_file(str(path))
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def read_shards(index_path: Path) -> dict[str, torch.Tensor]:
+    try:
+        shards = set(json.loads(index_path.read_text(encoding="utf-8"))["weight_map"].values())
+    except (json.JSONDecodeError, KeyError, AttributeError) as e:
+        raise CheckpointError(f"{index_path}: weight_map が読めません ({type(e).__name__})") from None
+    state = {}
+    for shard in sorted(shards):
+        if not (index_path.parent / shard).is_file():
+            raise CheckpointError(f"{index_path}: そこに書かれた重みファイル {shard} がありません")
+        state.update(read_weights(index_path.parent / shard))
+    return state
+
+
+def with_tied_names(hf_state: dict[str, torch.Tensor], weights_path: Path) -> dict[str, torch.Tensor]:
+    """transformers ties the MLM decoder to the token embeddings (and its bias to
+    cls.predictions.bias). A checkpoint may hold the bias under the decoder's name
+    only; a decoder of its own (tie_word_embeddings=false) our MLM head cannot use."""
+    decoder, embeddings = (hf_state.get(k) for k in ("cls.predictions.decoder.weight",
+                                                      "bert.embeddings.word_embeddings.weight"))
+    if decoder is not None and embeddings is not None and not torch.equal(decoder, embeddings):
+        raise CheckpointError(f"{weights_path}: MLM の出力層 (cls.predictions.decoder) が単語埋め込みと別の重みです "
+                              "(tie_word_embeddings=false)。重みを共有するモデルだけを扱えます")
+    if "cls.predictions.bias" not in hf_state and "cls.predictions.decoder.bias" in hf_state:
+        hf_state = {**hf_state, "cls.predictions.bias": hf_state["cls.predictions.decoder.bias"]}
+    return hf_state
 
 
 def resolve_checkpoint(name_or_path: str | Path) -> Path:
@@ -162,7 +196,7 @@ def resolve_checkpoint(name_or_path: str | Path) -> Path:
         raise CheckpointError(f"{name_or_path}: チェックポイントのディレクトリが見つかりません")
     from huggingface_hub import snapshot_download
 
-    patterns = ["config.json", "vocab.txt", "tokenizer_config.json", *WEIGHT_FILES]
+    patterns = ["config.json", "vocab.txt", "tokenizer_config.json", *WEIGHT_FILES, *SHARD_INDEXES, *SHARD_PATTERNS]
     try:
         return Path(snapshot_download(str(name_or_path), allow_patterns=patterns))
     except Exception as e:  # offline, unknown id, ...
@@ -212,7 +246,10 @@ def load_model(name_or_path, model_class=BertModel, *, labels=None, multi_label=
         setattr(config, key, value)
     model = model_class(config)
     weights_path = find_weights(directory)
-    state = from_hf_state_dict(read_weights(weights_path), model)
+    hf_state = read_weights(weights_path)
+    if isinstance(model, BertForMaskedLM):
+        hf_state = with_tied_names(hf_state, weights_path)
+    state = from_hf_state_dict(hf_state, model)
     if relabelled:
         state = {key: value for key, value in state.items() if not key.startswith("classifier.")}
     check_shapes(state, model, weights_path)
@@ -222,6 +259,14 @@ def load_model(name_or_path, model_class=BertModel, *, labels=None, multi_label=
         hf_name = our_key_to_hf(encoder_missing[0].removeprefix("bert."))
         raise CheckpointError(f"{weights_path}: '{hf_name}' がありません (ほか {len(encoder_missing) - 1} 個)")
     return model, result.missing_keys
+
+
+def check_vocab(tokenizer, model, directory) -> None:
+    """The tokenizer's vocabulary is the one the model's embeddings were made for."""
+    if tokenizer.vocab_size != model.config.vocab_size:
+        raise CheckpointError(
+            f"{directory}: vocab.txt の語彙数 ({tokenizer.vocab_size}) が config.json の "
+            f"vocab_size ({model.config.vocab_size}) と一致しません")
 
 
 def save_model(model, directory, tokenizer=None) -> Path:

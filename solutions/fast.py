@@ -49,17 +49,29 @@ class Packing:
 
 def pack_batch(batch: dict) -> dict:
     """A padded batch ([PAD] on the right, as pad_batch makes it) -> its real
-    tokens end to end, with their positions and the Packing."""
+    tokens end to end, with their positions (given, or 0, 1, ...) and the Packing."""
     real = batch["attention_mask"].bool()
-    lengths = real.sum(dim=1).tolist()  # on a GPU, the one wait for it
+    columns = torch.arange(real.shape[1], device=real.device).expand_as(real)
+    lengths = real.sum(dim=1)
+    right_padded = (real == (columns < lengths[:, None])).all()
+    *lengths, right_padded = torch.cat([lengths, right_padded[None]]).tolist()  # on a GPU, the one wait for it
+    check_right_padded(lengths, right_padded)
     rows = real.flatten().nonzero_static(size=sum(lengths)).squeeze(1)  # the real tokens
-    positions = torch.arange(real.shape[1], device=real.device).expand_as(real)
+    positions = columns if batch.get("position_ids") is None else batch["position_ids"].expand_as(real)
     offsets = torch.tensor([0, *itertools.accumulate(lengths)], device=real.device)
     packed = {"input_ids": batch["input_ids"].flatten()[rows], "position_ids": positions.flatten()[rows],
               "packing": Packing(offsets, max(lengths), min(lengths))}
     if batch.get("token_type_ids") is not None:
         packed["token_type_ids"] = batch["token_type_ids"].flatten()[rows]
     return packed
+
+
+def check_right_padded(lengths: list[int], right_padded) -> None:
+    """Packing reads each row's tokens from its first column on: a row of [PAD] only,
+    or [PAD] on the left, would lose its [CLS]."""
+    if min(lengths, default=1) == 0 or not right_padded:
+        raise ValueError("[PAD] を除いて詰める (unpad) には、どの行も [CLS] から始まり [PAD] が右側だけに"
+                         "あるバッチが必要です (pad_batch が作る形)")
 
 
 def jagged_heads(x, packing: Packing, num_heads: int):
@@ -143,7 +155,7 @@ class FastBertForSequenceClassification(BertForSequenceClassification):
                 labels=None, packing: Packing | None = None):
         if self.unpad and packing is None and attention_mask is not None:
             packed = pack_batch({"input_ids": input_ids, "attention_mask": attention_mask,
-                                 "token_type_ids": token_type_ids})
+                                 "token_type_ids": token_type_ids, "position_ids": position_ids})
             return self(**packed, labels=labels)
         cls = cls_hidden_state(self.bert, input_ids, attention_mask, token_type_ids, position_ids, packing,
                                self.run_layer)

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from . import training as T
 from .batching import length_bucketed_batches, pad_batch, sorted_batches
-from .checkpoints import load_model, resolve_checkpoint, save_model
+from .checkpoints import check_vocab, load_model, resolve_checkpoint, save_model
 from .data import write_json_lines
 from .encoding import WORKERS, encode_records
 from .fast import FastBertForSequenceClassification
@@ -399,10 +399,3 @@ def check_same_labels(labels, saved_labels, state_path) -> None:
         raise T.TrainingError(
             f"{state_path}: 訓練データのラベル集合が中断した学習と違います"
             f" (増えたラベル {extra}, 消えたラベル {gone})。同じデータで --resume してください")
-
-
-def check_vocab(tokenizer, model, directory) -> None:
-    if tokenizer.vocab_size != model.config.vocab_size:
-        raise T.TrainingError(
-            f"{directory}: vocab.txt の語彙数 ({tokenizer.vocab_size}) が config.json の "
-            f"vocab_size ({model.config.vocab_size}) と一致しません")

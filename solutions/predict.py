@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 
 from . import training as T
 from .ene import ene_ids, is_ene_label_set
-from .checkpoints import load_model, resolve_checkpoint
+from .checkpoints import check_vocab, load_model, resolve_checkpoint
 from .config import BertConfig
 from .data import DataError, write_json_lines, write_shinra_submission
 from .encoding import WORKERS, encode_records
@@ -149,6 +149,7 @@ def predict_file(checkpoint, records, output_path, *, output_format="auto", syst
     if missing:
         raise T.TrainingError(f"{directory}: 分類層の重みがありません。train で作ったチェックポイントを指定してください")
     tokenizer = Tokenizer.from_pretrained(directory)
+    check_vocab(tokenizer, model, directory)
     device = T.pick_device(device)
     max_length = fit_max_length(max_length, model.config)
     output_format = check_output_format(output_format, model.config.labels, directory)

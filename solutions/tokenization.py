@@ -39,6 +39,8 @@ TOKENIZER_CONFIG = {
     "word_tokenizer_type": "mecab",
     "subword_tokenizer_type": "wordpiece",
     "mecab_kwargs": {"mecab_dic": "unidic_lite"},
+    # transformers 5 leaves token_type_ids out unless a tokenizer says it has them
+    "model_input_names": ["input_ids", "token_type_ids", "attention_mask"],
 }
 
 
@@ -72,8 +74,10 @@ def check_special_tokens(vocab: dict[str, int], source="語彙") -> None:
 # --------------------------------------------------------------------- words
 
 _SPECIAL_TOKEN_PATTERN = re.compile("(" + "|".join(re.escape(t) for t in SPECIAL_TOKENS) + ")")
-# Where Tokenizer.leading_ids may cut a long text: no word goes on past these.
-_CUT_POINT = re.compile("[\n \u3000。]")
+# Where Tokenizer.leading_ids may cut a long text: after a run of these, where no word
+# goes on. A whole run: MeCab makes the last 25 「。」 of a run one word, so a cut inside
+# the run would end in a word the whole text does not have.
+_CUT_POINT = re.compile("[\n \u3000。]+")
 LEADING_MARGIN = 16  # tokens read past the ones wanted, then dropped
 
 
@@ -227,8 +231,10 @@ class Tokenizer:
         """Open a Hugging Face directory (vocab.txt + tokenizer_config.json)."""
         directory = Path(directory)
         config_path = directory / "tokenizer_config.json"
-        if config_path.exists():
-            check_tokenizer_config(json.loads(config_path.read_text(encoding="utf-8")), config_path)
+        if not config_path.exists():  # transformers would open vocab.txt as an English BertTokenizer
+            raise ValueError(f"{config_path} がありません。transformers はこのフォルダのトークナイザを "
+                             "BertJapaneseTokenizer ではなく (英語用の) BertTokenizer として開きます")
+        check_tokenizer_config(json.loads(config_path.read_text(encoding="utf-8")), config_path)
         return cls.from_vocab_file(directory / "vocab.txt")
 
     def save(self, directory) -> Path:
@@ -360,7 +366,7 @@ class Tokenizer:
 
         MeCab's time grows with the text, and a model that reads 512 tokens needs
         about the first 800 characters of a Wikipedia page that may have 20,000.
-        So: tokenize a prefix cut at a line end, a space or 「。」 (where words end),
+        So: tokenize a prefix cut after line ends, spaces or 「。」 (where words end),
         twice as many characters as tokens wanted, and make it longer until it
         gives `LEADING_MARGIN` tokens more than wanted; the tokens near the cut are
         dropped. On the 5,857 livedoor articles this gives exactly the ids of the
@@ -444,8 +450,15 @@ def to_tensors(batch: dict, padding) -> dict:
 
 
 def check_tokenizer_config(config: dict, source) -> None:
-    """Refuse a tokenizer_config.json whose settings this module does not implement."""
+    """Refuse a tokenizer_config.json whose settings this module does not implement
+    (each would make transformers' ids or layout differ from ours)."""
     actual = {
+        "tokenizer_class": config.get("tokenizer_class"),
+        "do_word_tokenize": config.get("do_word_tokenize", True),
+        "do_subword_tokenize": config.get("do_subword_tokenize", True),
+        "split_special_tokens": config.get("split_special_tokens", False),
+        "truncation_side": config.get("truncation_side", "right"),
+        "padding_side": config.get("padding_side", "right"),
         "word_tokenizer_type": config.get("word_tokenizer_type", "basic"),
         "subword_tokenizer_type": config.get("subword_tokenizer_type", "wordpiece"),
         "do_lower_case": config.get("do_lower_case", False),
@@ -453,14 +466,17 @@ def check_tokenizer_config(config: dict, source) -> None:
         "mecab_option": (config.get("mecab_kwargs") or {}).get("mecab_option"),
         "normalize_text": (config.get("mecab_kwargs") or {}).get("normalize_text", True),
     }
-    expected = {"word_tokenizer_type": "mecab", "subword_tokenizer_type": "wordpiece",
+    expected = {"tokenizer_class": "BertJapaneseTokenizer", "do_word_tokenize": True, "do_subword_tokenize": True,
+                "split_special_tokens": False, "truncation_side": "right", "padding_side": "right",
+                "word_tokenizer_type": "mecab", "subword_tokenizer_type": "wordpiece",
                 "do_lower_case": False, "mecab_dic": "unidic_lite", "mecab_option": None,
                 "normalize_text": True}
     wrong = [f"{key}={actual[key]!r}" for key in expected if actual[key] != expected[key]]
     if wrong:
         raise ValueError(
             f"{source}: この設定には対応していません ({', '.join(wrong)})。"
-            " MeCab (unidic_lite) + WordPiece、小文字化なしのトークナイザだけを扱えます"
+            " BertJapaneseTokenizer の MeCab (unidic_lite) + WordPiece で、小文字化せず、特殊トークンを"
+            "分けず、右側を切り詰めるトークナイザだけを扱えます"
         )
 
 

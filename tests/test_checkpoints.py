@@ -114,3 +114,62 @@ def test_a_wrong_checkpoint_folder_says_which_one_to_give(tmp_path, monkeypatch)
     # "runs/nothere" has the shape of a model id ("owner/name"), but runs/ is a folder here.
     with pytest.raises(CheckpointError, match="runs/nothere: チェックポイントのディレクトリが見つかりません"):
         resolve_checkpoint("runs/nothere")
+
+
+def hf_tiny_config(**settings):
+    return transformers.BertConfig(**{k: v for k, v in TINY.items()}, **settings)
+
+
+def test_a_sharded_checkpoint_loads_as_one_file_would(tmp_path):
+    """save_pretrained(max_shard_size=...) writes an index and several files."""
+    theirs = transformers.BertForSequenceClassification(hf_tiny_config(num_labels=3)).eval()
+    theirs.save_pretrained(tmp_path / "sharded", max_shard_size="20KB")
+    assert (tmp_path / "sharded" / "model.safetensors.index.json").exists()
+    assert len(list((tmp_path / "sharded").glob("model-*.safetensors"))) > 1
+    ours, missing = load_model(tmp_path / "sharded", BertForSequenceClassification)
+    assert not missing
+    b = batch()
+    with torch.no_grad():
+        torch.testing.assert_close(ours.eval()(**b)["logits"], theirs(**b).logits, atol=1e-5, rtol=0)
+    next((tmp_path / "sharded").glob("model-*.safetensors")).unlink()
+    with pytest.raises(CheckpointError, match=r"index\.json.*model-.*がありません"):
+        load_model(tmp_path / "sharded", BertForSequenceClassification)
+
+
+def test_an_mlm_decoder_of_its_own_is_refused(tmp_path):
+    """tie_word_embeddings=false: our MLM head always scores with the token embeddings."""
+    theirs = transformers.BertForMaskedLM(hf_tiny_config(tie_word_embeddings=False))
+    with torch.no_grad():
+        theirs.cls.predictions.decoder.weight.normal_(0, 0.5)
+    theirs.save_pretrained(tmp_path / "untied")
+    with pytest.raises(CheckpointError, match="cls.predictions.decoder.*tie_word_embeddings=false"):
+        load_model(tmp_path / "untied", BertForMaskedLM)
+    model, missing = load_model(tmp_path / "untied", BertModel)  # the encoder alone is fine
+    assert not [k for k in missing if not k.startswith("pooler")]
+
+
+def test_an_mlm_bias_stored_under_the_decoders_name(tmp_path):
+    """transformers ties cls.predictions.decoder.bias to cls.predictions.bias."""
+    theirs = transformers.BertForMaskedLM(hf_tiny_config()).eval()
+    with torch.no_grad():
+        theirs.cls.predictions.bias.normal_()
+    state = theirs.state_dict()
+    state["cls.predictions.decoder.bias"] = state.pop("cls.predictions.bias")
+    (tmp_path / "ckpt").mkdir()
+    theirs.config.save_pretrained(tmp_path / "ckpt")
+    torch.save(state, tmp_path / "ckpt" / "pytorch_model.bin")
+    ours, missing = load_model(tmp_path / "ckpt", BertForMaskedLM)
+    assert "mlm_head.bias" not in missing
+    b = batch()
+    with torch.no_grad():
+        torch.testing.assert_close(ours.eval()(**b)["logits"], theirs(**b).logits, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("settings,named", [({"is_decoder": True}, "is_decoder"),
+                                            ({"is_decoder": True, "add_cross_attention": True}, "add_cross_attention"),
+                                            ({"problem_type": "regression", "num_labels": 1}, "regression")])
+def test_configs_our_model_would_ignore_are_refused(tmp_path, settings, named):
+    """A decoder attends causally in transformers; a regression head is not a classifier."""
+    transformers.BertForSequenceClassification(hf_tiny_config(**settings)).save_pretrained(tmp_path / "ckpt")
+    with pytest.raises(ValueError, match=rf"config\.json.*{named}"):
+        load_model(tmp_path / "ckpt", BertForSequenceClassification)

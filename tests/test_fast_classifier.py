@@ -202,3 +202,26 @@ def test_compiled_fast_classifier_matches_the_reference(unpad):
         expected, got = grads(reference), grads(compiled)
         for name in expected:
             torch.testing.assert_close(got[name], expected[name], atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_unpad_keeps_given_positions_and_refuses_batches_it_cannot_pack():
+    """Packing reads each row from its first column: rows of [PAD] only, or [PAD] on the
+    left, would lose their [CLS]; given position_ids are packed with the tokens."""
+    reference, fast, _ = models()
+    batch = padded_batch(LENGTHS, seed=3)
+    batch["position_ids"] = torch.arange(batch["input_ids"].shape[1]).flip(0)[None]
+    fast.unpad = True
+    try:
+        with torch.no_grad():
+            torch.testing.assert_close(fast(**batch)["logits"], reference(**batch)["logits"], atol=1e-5, rtol=0)
+            del batch["position_ids"]
+            empty_row = {k: v.clone() for k, v in batch.items()}
+            empty_row["attention_mask"][1] = 0
+            left_padded = {k: v.clone() for k, v in batch.items()}
+            for name in left_padded:  # the 3-token row moved to the right end
+                left_padded[name][1] = left_padded[name][1].roll(batch["input_ids"].shape[1] - LENGTHS[1])
+            for bad in (empty_row, left_padded):
+                with pytest.raises(ValueError, match="右側だけ"):
+                    fast(**bad)
+    finally:
+        fast.unpad = False

@@ -216,3 +216,16 @@ def test_a_shinra_submission_needs_ene_labels():
         check_output_format("shinra", ["0", "1"], "ckpt")
     with pytest.raises(TrainingError, match=r"ckpt: このモデルのラベル \('sports' など\) は ENE の ID ではない"):
         check_output_format("shinra", ["1.1", "sports"], "ckpt")
+
+
+def test_a_vocabulary_that_does_not_fit_the_model_is_named(tmp_path, records, tokenizer):
+    """vocab.txt with more tokens than the model's embeddings: a clear error, not an IndexError."""
+    from solutions.checkpoints import CheckpointError, save_model
+    from solutions.predict import predict_file
+
+    config = BertConfig(vocab_size=tokenizer.vocab_size - 1, hidden_size=16, num_hidden_layers=1,
+                        num_attention_heads=2, intermediate_size=32, labels=["a", "b"])
+    save_model(BertForSequenceClassification(config), tmp_path / "ckpt", tokenizer)
+    with pytest.raises(CheckpointError, match=r"ckpt.*vocab\.txt の語彙数"):
+        predict_file(tmp_path / "ckpt", records[:3], tmp_path / "out.jsonl", output_format="simple", device="cpu")
+    assert not (tmp_path / "out.jsonl").exists()

@@ -1,6 +1,7 @@
 """The from-scratch Japanese tokenizer against transformers' BertJapaneseTokenizer."""
 import json
 import random
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -347,15 +348,39 @@ def test_save_then_open_with_autotokenizer(ours, tmp_path):
     texts = generated_texts(50, seed=3)
     assert_same(ours.encode_batch(texts), transformers_encode(hf, texts, padding="longest"), texts)
     assert Tokenizer.from_pretrained(tmp_path).id_to_token == ours.id_to_token
+    # token_type_ids without asking (transformers 5 leaves them out unless the config names them)
+    plain = hf(texts[0], texts[1], truncation=True, max_length=64)
+    assert plain["token_type_ids"] == ours.encode(texts[0], texts[1], max_length=64)["token_type_ids"]
 
 
 @pytest.mark.parametrize("setting", [{"do_lower_case": True}, {"word_tokenizer_type": "basic"},
-                                     {"mecab_kwargs": {"mecab_dic": "ipadic"}}])
-def test_from_pretrained_refuses_other_settings(ours, tmp_path, setting):
+                                     {"mecab_kwargs": {"mecab_dic": "ipadic"}}, {"truncation_side": "left"},
+                                     {"do_word_tokenize": False}, {"split_special_tokens": True},
+                                     {"tokenizer_class": "BertTokenizer"}])
+def test_from_pretrained_refuses_other_settings(tmp_path, setting):
+    """Each of these makes transformers' ids differ from ours on the same text."""
+    ours = Tokenizer({t: i for i, t in enumerate(
+        SPECIAL_TOKENS + ["東京", "に", "行く", "猫", "が", "走る", "[", "]", "MASK", "。", "BERT", "bert"])})
     ours.save(tmp_path)
     config = json.loads((tmp_path / "tokenizer_config.json").read_text())
     (tmp_path / "tokenizer_config.json").write_text(json.dumps({**config, **setting}))
-    with pytest.raises(ValueError, match="tokenizer_config.json"):
+    (key, value), = setting.items()
+    named = next(iter(value)) if isinstance(value, dict) else key  # mecab_kwargs: its mecab_dic
+    with pytest.raises(ValueError, match="tokenizer_config.json.*" + re.escape(named)):
+        Tokenizer.from_pretrained(tmp_path)
+    if "mecab_kwargs" in setting:  # transformers would need the ipadic package
+        return
+    hf = transformers.AutoTokenizer.from_pretrained(str(tmp_path))
+    text, pair = "BERTで東京に行く。[MASK]", "猫が走る。猫が走る。"
+    assert any(hf(text, pair, truncation=True, max_length=n)["input_ids"] != ours.encode(text, pair, max_length=n)["input_ids"]
+               for n in (8, 32))
+
+
+def test_from_pretrained_refuses_a_folder_without_tokenizer_config(ours, tmp_path):
+    """transformers would open its vocab.txt as an English BertTokenizer."""
+    ours.save(tmp_path)
+    (tmp_path / "tokenizer_config.json").unlink()
+    with pytest.raises(ValueError, match="tokenizer_config.json がありません"):
         Tokenizer.from_pretrained(tmp_path)
 
 
@@ -374,6 +399,20 @@ def test_leading_ids_are_the_first_ids_of_whole_livedoor_articles(shared_data):
         assert cut > len(texts) // 4, "most articles must be long enough to be cut"
         for text, ids in zip(texts, whole):
             assert ours.leading_ids(text, n) == ids[:n], (n, text[:80])
+
+
+def test_leading_ids_do_not_cut_inside_a_run_of_full_stops():
+    """MeCab makes the last 25 「。」 of a run one word ("。" + 24 × "##。" here). A text
+    cut inside the run would end in that word where the whole text has single 「。」."""
+    tok = Tokenizer({t: i for i, t in enumerate(SPECIAL_TOKENS + ["。", "##。", "東京", "に", "行く", "、"])})
+    texts = ["。" * 40 + "東京に行く" * 20, "東京に行く、" * 12 + "。" * 80 + "東京に行く" * 20,
+             ("東京に行く" + "。" * 30) * 6]
+    for text in texts:
+        whole = tok.fast_ids(text)
+        for n in range(1, 130):
+            assert tok.leading_ids(text, n) == whole[:n], (n, text[:20])
+    assert [tok.encode_batch([t], max_length=16)["input_ids"][0] for t in texts] == \
+        [tok.encode(t, max_length=16)["input_ids"] for t in texts]
 
 
 # ------------------------------------------------------------ properties
@@ -419,9 +458,12 @@ def test_property_truncate_is_transformers_longest_first(theirs, n_first, n_seco
 @settings(max_examples=200, deadline=None)
 @given(sentences=st.lists(st.sampled_from(generated_texts(60, seed=9, odd=0.3) + EDGE_TEXTS[:9]), min_size=1,
                           max_size=12),
-       separators=st.lists(st.sampled_from(["\n", "。", " ", "\u3000", "、", ""]), min_size=12, max_size=12),
+       separators=st.lists(st.sampled_from(["\n", "。", " ", "\u3000", "、", ""]) | st.integers(2, 60).map("。".__mul__),
+                           min_size=12, max_size=12),
        n_tokens=st.integers(1, 60))
 def test_property_leading_ids_read_only_the_start(ours, sentences, separators, n_tokens):
+    """Runs of 「。」 included: MeCab makes the last 25 of a run one word, so a text cut
+    inside a run would end in a word the whole text does not have."""
     text = "".join(s + sep for s, sep in zip(sentences, separators))
     assert ours.leading_ids(text, n_tokens) == ours.fast_ids(text)[:n_tokens]
     assert ours.leading_ids(text, None) == ours.fast_ids(text)

@@ -109,3 +109,11 @@ def test_windows_below_one_are_refused(tmp_path, records):
     with pytest.raises(TrainingError, match="--windows"):
         finetune(records[:10], records[10:20], tmp_path / "none", tmp_path / "ft",
                  FinetuneSettings(windows=0, device="cpu"))
+
+
+def test_windows_need_room_for_a_chunk_of_text(records, tokenizer):
+    """"[CLS] title [SEP] chunk [SEP]": at max_length 3 no token of text fits (it divided by zero)."""
+    with pytest.raises(ValueError, match="max_length が 4 以上"):
+        encode_records(tokenizer, records[:3], 3, windows=2)
+    many = encode_records(tokenizer, records[:3], 4, windows=2)
+    assert sorted(set(many["record"])) == [0, 1, 2] and all(len(ids) == 4 for ids in many["input_ids"])
