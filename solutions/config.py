@@ -64,6 +64,15 @@ class BertConfig:
                                  else "single_label_classification")
         return d
 
+    @staticmethod
+    def unsupported_settings(d: dict) -> list[str]:
+        """Settings of a Hugging Face BERT config that our model would silently ignore:
+        a decoder (causal attention, cross-attention) or a regression head."""
+        wrong = [f"{key}=true" for key in ("is_decoder", "add_cross_attention") if d.get(key)]
+        if d.get("problem_type") == "regression":
+            wrong.append("problem_type='regression' (回帰)")
+        return wrong
+
     @classmethod
     def load(cls, path: str | Path) -> "BertConfig":
         path = Path(path)
@@ -73,7 +82,7 @@ class BertConfig:
             raise ValueError(f"{path}:{e.lineno}: config.json が JSON として読めません: {e.msg}") from None
         if d.get("model_type", "bert") != "bert":
             raise ValueError(f"{path}: model_type が 'bert' ではありません ({d['model_type']!r})")
-        unsupported = unsupported_settings(d)
+        unsupported = cls.unsupported_settings(d)
         if unsupported:
             raise ValueError(f"{path}: この設定には対応していません ({', '.join(unsupported)})")
         try:
@@ -84,15 +93,6 @@ class BertConfig:
     def save(self, path: str | Path, architecture: str = "BertModel") -> None:
         text = json.dumps(self.to_hf_dict(architecture), ensure_ascii=False, indent=2)
         Path(path).write_text(text + "\n", encoding="utf-8")
-
-
-def unsupported_settings(d: dict) -> list[str]:
-    """Settings of a Hugging Face BERT config that our model would silently ignore:
-    a decoder (causal attention, cross-attention) or a regression head."""
-    wrong = [f"{key}=true" for key in ("is_decoder", "add_cross_attention") if d.get(key)]
-    if d.get("problem_type") == "regression":
-        wrong.append("problem_type='regression' (回帰)")
-    return wrong
 
 
 # Named sizes for `pretrain --size`. "base" is bert-base-japanese-v3.
