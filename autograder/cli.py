@@ -15,12 +15,14 @@ from tqdm.auto import tqdm
 
 import solutions
 from solutions.checkpoints import CheckpointError
+from solutions.config import SIZES
 from solutions.data import DataError
 from solutions.training import TrainingError
 
 from . import pipeline
 from .leaderboard.cli import add_label_space_options
-from .cli_messages import device_name, fraction, parse, positive_float, positive_int, use_japanese_messages
+from .cli_messages import (device_name, fraction, parse, positive_float, positive_int, system_name,
+                           use_japanese_messages)
 
 
 def add_data_commands(sub) -> None:
@@ -55,7 +57,7 @@ def add_pretrain_command(sub) -> None:
     p.add_argument("--dev", nargs="+", help="学習に使わない評価用テキストの JSONL。MLM の損失と正解率を記録する")
     p.add_argument("--eval-every", type=positive_int, default=200, help="--dev で評価する間隔 (ステップ。既定 200)")
     p.add_argument("--out", default="runs/pretrained", help="チェックポイントの出力先 (Hugging Face 形式)")
-    p.add_argument("--size", default="tiny", help="tiny / mini / small / medium / base (既定 tiny)")
+    p.add_argument("--size", default="tiny", choices=list(SIZES), help="モデルの大きさ (既定 tiny)")
     p.add_argument("--vocab-size", type=positive_int, default=8000)
     p.add_argument("--max-length", type=positive_int, default=128)
     p.add_argument("--batch-size", type=positive_int, default=64)
@@ -74,7 +76,14 @@ def add_pretrain_command(sub) -> None:
     p.add_argument("--whole-word-mask", action="store_true",
                    help="単語 (MeCab の 1 語) のサブワードをまとめてマスクする (東北大 BERT v3 と同じ)")
     add_common_training_options(p)
-    p.set_defaults(func=pipeline.run_pretrain)
+    p.set_defaults(func=pipeline.run_pretrain, check_usage=short_length_problem)
+
+
+def short_length_problem(args) -> str | None:
+    if args.short_length and args.short_length >= args.max_length:
+        return (f"--short-length ({args.short_length}) は --max-length ({args.max_length}) より短くしてください "
+                "(短いブロックで始めて最後に --max-length で仕上げます)")
+    return None
 
 
 def add_train_command(sub) -> None:
@@ -116,7 +125,8 @@ def add_predict_command(sub) -> None:
     p.add_argument("--output", required=True, help="出力 JSONL")
     p.add_argument("--format", default="auto", choices=["auto", "shinra", "simple"],
                    help="shinra: 森羅の提出形式 / simple: {page_id,labels,probs} (既定: ENE なら shinra)")
-    p.add_argument("--system", default="MyBERT", help="森羅形式のシステム名 (AUTO.<system>.<yyyyMM>)")
+    p.add_argument("--system", default="MyBERT", type=system_name,
+                   help="森羅形式のシステム名 (AUTO.<system>.<yyyyMM>。英数字・'_'・'-')")
     p.add_argument("--batch-size", type=positive_int, default=64)
     p.add_argument("--max-length", type=positive_int, default=256)
     p.add_argument("--windows", type=positive_int, help="長いページを読む区間の数 (既定: train で使った値)")
@@ -141,12 +151,24 @@ def add_score_command(sub) -> None:
 def add_demo_command(sub) -> None:
     p = sub.add_parser("demo", help="一連の流れを実行: デモデータ → 事前学習 → ファインチューニング → 予測 → 採点")
     p.add_argument("--out", default="runs/demo", help="成果物の出力先")
-    p.add_argument("--pages", type=positive_int, default=3000)
+    p.add_argument("--pages", type=demo_pages, default=3000,
+                   help=f"ページ数 (既定 3000、{DEMO_MIN_PAGES} 以上: 評価用とテスト用に分けても足りるように)")
     p.add_argument("--device", default="auto", type=device_name, help="auto / cpu / cuda")
     p.add_argument("--pretrain-minutes", type=positive_float, help="事前学習の時間予算 (分。既定 CPU 1.5 / GPU 3)")
     p.add_argument("--epochs", type=positive_int, help="ファインチューニングのエポック数 (既定 CPU 15 / GPU 6)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=pipeline.run_demo)
+
+
+DEMO_MIN_PAGES = 100  # the held-out text of pre-training needs a block of 128 tokens
+
+
+def demo_pages(text: str) -> int:
+    value = positive_int(text)
+    if value < DEMO_MIN_PAGES:
+        raise argparse.ArgumentTypeError(f"{DEMO_MIN_PAGES} 以上にしてください ({text}): "
+                                         "dev・テスト・事前学習の評価用に分けるとページが足りません")
+    return value
 
 
 def add_common_training_options(p) -> None:

@@ -59,6 +59,9 @@ def parse(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
     args, leftovers = parser.parse_known_args(argv)
     if leftovers:
         getattr(args, "_parser", parser).error(japanese("unrecognized arguments: %s") % " ".join(leftovers))
+    problem = args.check_usage(args) if hasattr(args, "check_usage") else None  # options that contradict
+    if problem:
+        getattr(args, "_parser", parser).error(problem)
     return args
 
 
@@ -70,6 +73,14 @@ def positive_int(text: str) -> int:
     value = read_as(int, "整数", text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"1 以上の整数にしてください ({text})")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An integer >= 0 (0: no limit)."""
+    value = read_as(int, "整数", text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"0 以上の整数にしてください ({text})")
     return value
 
 
@@ -94,6 +105,17 @@ def fraction(text: str) -> float:
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"0 と 1 のあいだの数にしてください ({text})")
     return value
+
+
+def system_name(text: str) -> str:
+    """A system name for SHINRA's AUTO.<system>.<yyyyMM>, checked as the submission writer checks it."""
+    from solutions.data.shinra import submission_key
+
+    try:
+        submission_key(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
 
 
 def device_name(text: str) -> str:

@@ -154,9 +154,13 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
     """One weight file, or every shard named by an index (*.index.json)."""
     if path.name.endswith(".index.json"):
         return read_shards(path)
-    if path.suffix == ".safetensors":
-        return load_file(str(path))
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        if path.suffix == ".safetensors":
+            return load_file(str(path))
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 (safetensors, zip, pickle: each fails in its own way on a cut file)
+        raise CheckpointError(f"{path}: 重みファイルが読めません (壊れているか、途中で切れています: "
+                              f"{type(e).__name__}: {str(e)[:120]})") from None
 
 
 def read_shards(index_path: Path) -> dict[str, torch.Tensor]:

@@ -29,6 +29,15 @@ class BertConfig:
     windows: int = 1  # a long page is read in up to this many chunks (see encoding.window_starts)
 
     def __post_init__(self):
+        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                     "intermediate_size", "max_position_embeddings", "type_vocab_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} は 1 以上の整数です ({value!r})")
+        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise ValueError(f"{name} は 0 以上 1 以下の数です ({value!r})")
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(
                 f"hidden_size ({self.hidden_size}) は num_attention_heads "
@@ -80,6 +89,8 @@ class BertConfig:
             d = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as e:
             raise ValueError(f"{path}:{e.lineno}: config.json が JSON として読めません: {e.msg}") from None
+        if not isinstance(d, dict):
+            raise ValueError(f"{path}: JSON のオブジェクト ({{...}}) ではありません ({type(d).__name__})")
         if d.get("model_type", "bert") != "bert":
             raise ValueError(f"{path}: model_type が 'bert' ではありません ({d['model_type']!r})")
         unsupported = cls.unsupported_settings(d)

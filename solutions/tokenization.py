@@ -16,6 +16,7 @@ gives the same ids faster (see its docstring).
 from __future__ import annotations
 
 import gc
+import io
 import json
 import multiprocessing
 import os
@@ -48,8 +49,13 @@ TOKENIZER_CONFIG = {
 
 def load_vocab(path) -> dict[str, int]:
     """Read a vocab.txt (one token a line; the line number is the id)."""
-    with open(path, encoding="utf-8") as f:
-        tokens = [line.rstrip("\n") for line in f]
+    data = Path(path).read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise ValueError(f"{path}: {line} 行目が UTF-8 として読めません") from None
+    tokens = [line.rstrip("\n") for line in io.StringIO(text, newline=None)]  # lines as open() reads them
     vocab = {}
     for i, token in enumerate(tokens):
         if token in vocab:
@@ -234,7 +240,7 @@ class Tokenizer:
         if not config_path.exists():  # transformers would open vocab.txt as an English BertTokenizer
             raise ValueError(f"{config_path} がありません。transformers はこのフォルダのトークナイザを "
                              "BertJapaneseTokenizer ではなく (英語用の) BertTokenizer として開きます")
-        check_tokenizer_config(json.loads(config_path.read_text(encoding="utf-8")), config_path)
+        check_tokenizer_config(read_json_object(config_path), config_path)
         return cls.from_vocab_file(directory / "vocab.txt")
 
     def save(self, directory) -> Path:
@@ -447,6 +453,18 @@ def to_tensors(batch: dict, padding) -> dict:
     if not padding and len({len(row) for row in batch["input_ids"]}) > 1:
         raise ValueError("長さの違う系列はテンソルにできません: padding を指定してください")
     return {key: torch.tensor(rows, dtype=torch.long) for key, rows in batch.items()}
+
+
+def read_json_object(path: Path) -> dict:
+    """A JSON file that holds one object ({...}); a broken one is named with its line."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        where = f"{e.lineno} 行 {e.colno} 文字目" if isinstance(e, json.JSONDecodeError) else "UTF-8 でない文字"
+        raise ValueError(f"{path}: JSON として読めません ({where})") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{path}: JSON のオブジェクト ({{...}}) ではありません ({type(value).__name__})")
+    return value
 
 
 def check_tokenizer_config(config: dict, source) -> None:

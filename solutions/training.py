@@ -182,7 +182,11 @@ def save_state(path: Path, **state) -> None:
 def load_state(path: Path) -> dict:
     if not path.exists():
         raise TrainingError(f"{path}: 再開する学習状態がありません (--resume なしで始めてください)")
-    return torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001 (a cut or overwritten file fails in many ways)
+        raise TrainingError(f"{path}: 学習状態が読めません (壊れているか、途中で切れています: {type(e).__name__})。"
+                            "--resume なしで始め直してください") from None
 
 
 def rng_state() -> dict:

@@ -173,3 +173,32 @@ def test_configs_our_model_would_ignore_are_refused(tmp_path, settings, named):
     transformers.BertForSequenceClassification(hf_tiny_config(**settings)).save_pretrained(tmp_path / "ckpt")
     with pytest.raises(ValueError, match=rf"config\.json.*{named}"):
         load_model(tmp_path / "ckpt", BertForSequenceClassification)
+
+
+@pytest.mark.parametrize("config,message", [
+    ([1, 2], r"JSON のオブジェクト \({...}\) ではありません \(list\)"),
+    ({"num_attention_heads": 0}, r"num_attention_heads は 1 以上の整数です \(0\)"),
+    ({"num_hidden_layers": 1.5}, r"num_hidden_layers は 1 以上の整数です \(1.5\)"),
+    ({"hidden_size": "32"}, r"hidden_size は 1 以上の整数です \('32'\)"),
+    ({"num_hidden_layers": -1}, r"num_hidden_layers は 1 以上の整数です \(-1\)"),
+    ({"hidden_dropout_prob": "x"}, r"hidden_dropout_prob は 0 以上 1 以下の数です"),
+])
+def test_a_config_with_wrong_values_names_the_file_and_field(tmp_path, config, message):
+    save_model(BertModel(BertConfig(**TINY)), tmp_path)
+    good = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps(config if isinstance(config, list) else {**good, **config}))
+    with pytest.raises(ValueError, match=r"config\.json: .*" + message):
+        load_model(tmp_path, BertModel)
+
+
+@pytest.mark.parametrize("name,damage", [("model.safetensors", lambda data: data[:1000]),
+                                         ("model.safetensors", lambda data: b""),
+                                         ("pytorch_model.bin", lambda data: b"junk\n")])
+def test_a_damaged_weights_file_is_named(tmp_path, name, damage):
+    save_model(BertModel(BertConfig(**TINY)), tmp_path)
+    weights = tmp_path / "model.safetensors"
+    data = weights.read_bytes()
+    weights.unlink()
+    (tmp_path / name).write_bytes(damage(data))
+    with pytest.raises(CheckpointError, match=rf"{name}: 重みファイルが読めません \(壊れているか、途中で切れています"):
+        load_model(tmp_path, BertModel)

@@ -30,10 +30,20 @@ def test_a_mistyped_option_is_blamed_on_its_subcommand(capsys):
 @pytest.mark.parametrize("argv, message", [
     (["autograd"], "'autograd' は選べません ("),
     (["autograde", "class", "--workers", "two"], "--workers: 整数ではありません (two)"),
-    (["leaderboard", "submit", "s", "--team", "A", "--max-submissions", "many"], "'many' は int として読めません"),
+    (["leaderboard", "submit", "s", "--team", "A", "--max-submissions", "many"], "--max-submissions: 整数ではありません (many)"),
     (["train"], "次の引数が必要です: --train, --dev, --checkpoint"),
     (["predict", "--checkpoint"], "--checkpoint: 値が 1 つ必要です"),
     (["autograde", "class", "--workers", "0"], "--workers: 1 以上の整数にしてください (0)"),  # 2, as usage errors
+    (["pretrain", "--data", "d.jsonl", "--size", "huge"], "--size: 'huge' は選べません ('tiny', 'mini'"),
+    (["pretrain", "--data", "d.jsonl", "--short-length", "256", "--max-length", "128"],
+     "--short-length (256) は --max-length (128) より短く"),
+    (["predict", "--checkpoint", "c", "--input", "i", "--output", "o", "--system", "my bert"],
+     "--system: システム名には英数字"),
+    (["leaderboard", "submit", "s", "--team", "A", "--public-fraction", "1.5"], "--public-fraction: 0 と 1 のあいだ"),
+    (["leaderboard", "submit", "s", "--team", "A", "--window-hours", "-1"], "--window-hours: 0 より大きい数"),
+    (["leaderboard", "submit", "s", "--team", "A", "--max-submissions", "-1"], "--max-submissions: 0 以上の整数"),
+    (["leaderboard", "score", "g", "s", "--max-errors", "0"], "--max-errors: 1 以上の整数にしてください (0)"),
+    (["demo", "--pages", "40"], "--pages: 100 以上にしてください (40)"),
 ])
 def test_usage_errors_are_in_japanese(capsys, argv, message):
     assert message in usage_error(capsys, argv)

@@ -521,3 +521,12 @@ def test_predict_ends_by_counting_the_lines_it_could_not_read(tmp_path, demo_rec
     assert f"{pages}:4" in result.stderr and f"{pages}:5" in result.stderr
     written = result.stderr.index("3 ページの予測を")
     assert "入力の 2 行は読めなかったので予測していません" in result.stderr[written:]
+
+
+@pytest.mark.parametrize("damage", [b"", b"garbage\n", b"PK\x03\x04" + b"x" * 100])
+def test_a_damaged_resume_state_is_named(tmp_path, damage):
+    from solutions.training import TrainingError, load_state
+
+    (tmp_path / "state.pt").write_bytes(damage)
+    with pytest.raises(TrainingError, match=r"state\.pt: 学習状態が読めません .*--resume なしで始め直してください"):
+        load_state(tmp_path / "state.pt")

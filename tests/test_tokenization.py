@@ -376,6 +376,24 @@ def test_from_pretrained_refuses_other_settings(tmp_path, setting):
                for n in (8, 32))
 
 
+@pytest.mark.parametrize("text,message", [("[1]", r"JSON のオブジェクト \({...}\) ではありません \(list\)"),
+                                          ("{bad", r"JSON として読めません \(1 行 2 文字目\)")])
+def test_a_broken_tokenizer_config_is_named(ours, tmp_path, text, message):
+    ours.save(tmp_path)
+    (tmp_path / "tokenizer_config.json").write_text(text)
+    with pytest.raises(ValueError, match=r"tokenizer_config\.json: " + message):
+        Tokenizer.from_pretrained(tmp_path)
+
+
+def test_a_vocab_that_is_not_utf8_names_the_line(tmp_path):
+    path = write_vocab(tmp_path / "vocab.txt", SPECIAL_TOKENS + ["東京", "猫"])
+    path.write_bytes(path.read_bytes().replace("猫".encode(), b"\xff"))
+    with pytest.raises(ValueError, match=r"vocab\.txt: 7 行目が UTF-8 として読めません"):
+        load_vocab(path)
+    path.write_bytes("".join(t + "\r\n" for t in SPECIAL_TOKENS + ["東京", "猫"]).encode())
+    assert list(load_vocab(path)) == SPECIAL_TOKENS + ["東京", "猫"]  # CRLF lines, as open() reads them
+
+
 def test_from_pretrained_refuses_a_folder_without_tokenizer_config(ours, tmp_path):
     """transformers would open its vocab.txt as an English BertTokenizer."""
     ours.save(tmp_path)

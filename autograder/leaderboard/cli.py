@@ -12,6 +12,7 @@ import os
 import sys
 from pathlib import Path
 
+from autograder.cli_messages import fraction, non_negative_int, positive_float, positive_int
 from autograder.leaderboard import render
 from autograder.leaderboard.board import (
     DB_ENV, DEFAULT_DB, PUBLIC, SELECTIONS, Board, BoardError)
@@ -66,7 +67,7 @@ def add_label_space_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_max_errors(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--max-errors", type=int, default=20, metavar="N",
+    parser.add_argument("--max-errors", type=positive_int, default=20, metavar="N",
                         help="表示する誤りの数 (残りは件数だけ表示; 既定: 20)")
 
 
@@ -126,13 +127,13 @@ def _add_submit(sub) -> None:
     _add_max_errors(p)
     created = p.add_argument_group("リーダーボードを作るときだけ使う設定")
     created.add_argument("--gold", metavar="GOLD", help="正解ファイル (作成時に必須; 後で渡すと作成時と同じファイルか確かめる)")
-    created.add_argument("--public-fraction", type=float, default=None, metavar="F",
+    created.add_argument("--public-fraction", type=fraction, default=None, metavar="F",
                          help="public に回すページの割合 (既定: 0.5)")
     created.add_argument("--split-seed", default=None, metavar="TEXT",
                          help="public/private 分割の種 (既定: ランダムに決めて保存)")
-    created.add_argument("--max-submissions", type=int, default=None, metavar="N",
+    created.add_argument("--max-submissions", type=non_negative_int, default=None, metavar="N",
                          help="1 チームが時間枠の中で提出できる回数 (既定: 3; 0 なら無制限)")
-    created.add_argument("--window-hours", type=float, default=None, metavar="H",
+    created.add_argument("--window-hours", type=positive_float, default=None, metavar="H",
                          help="提出回数を数える時間枠 (既定: 24 時間)")
     add_label_space_options(created)
     p.set_defaults(func=cmd_submit)
