@@ -356,13 +356,17 @@ def test_cli_board_flow(tmp_path, gold, capsys):
                      "--public-fraction", "0.3"]) == 1
     assert "作成時" in capsys.readouterr().err
     assert cli.main(["show", "--db", db]) == 0
-    assert "Micro-F1 (Public)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "Micro-F1 (Public)" in out and "暫定順位" in out
     assert cli.main(["show", "--db", db, "--team", "A"]) == 0
     assert "base" in capsys.readouterr().out
     assert cli.main(["render", "--db", db, "--out-dir", str(tmp_path / "site")]) == 0
     assert "| 1 | A |" in (tmp_path / "site" / "leaderboard.md").read_text(encoding="utf-8")
     assert cli.main(["close", "--db", db]) == 0
     assert "Micro-F1 (Private)" in capsys.readouterr().out
+    assert cli.main(["show", "--db", db, "--public"]) == 0  # the public board after the close: not provisional
+    out = capsys.readouterr().out
+    assert "締め切り済み" in out and "暫定" not in out and "Micro-F1 (Public)" in out
     assert cli.main(["submit", str(a), "--team", "A", "--db", db]) == 1
     assert "締め切" in capsys.readouterr().err
 
@@ -471,6 +475,8 @@ def test_cli_without_a_board(tmp_path, gold, capsys):
     db = str(tmp_path / "none.sqlite3")
     assert cli.main(["show", "--db", db]) == 1
     assert "ありません" in capsys.readouterr().err
+    assert cli.main(["show", "--db", str(tmp_path)]) == 1
+    assert f"{tmp_path}: フォルダです" in capsys.readouterr().err
     Board.create(db, gold).close_connection()
     assert cli.main(["show", "--db", db]) == 0
     assert "まだ提出がありません" in capsys.readouterr().out

@@ -290,6 +290,8 @@ class Board:
 
     @classmethod
     def open(cls, path: str | Path) -> "Board":
+        if Path(path).is_dir():
+            raise BoardError(f"{path}: フォルダです (リーダーボードのファイルを --db で指定してください)")
         if not Path(path).is_file():
             raise BoardError(f"リーダーボードがありません: {path} "
                              "(最初の submit で --gold を渡すと作られます)")

@@ -63,6 +63,9 @@ def status_line(standings: Standings, tz: tzinfo | None = None) -> str:
                else "各チームの private 最高の提出")
         closed = format_time(standings.closed_at, tz) if standings.closed_at else "-"
         return f"最終順位 (private スコア, {how}; {closed} 締め切り)"
+    if standings.closed_at:  # show --public after the close
+        return (f"public スコアの順位 ({format_time(standings.closed_at, tz)} 締め切り済み; "
+                "最終順位は private スコアで決まります)")
     return "暫定順位 (public スコア; 締め切り後は private スコアで順位が決まります)"
 
 
