@@ -178,6 +178,20 @@ def test_simple_form_with_any_labels(tmp_path):
     assert report.by_top_level == {}
 
 
+@pytest.mark.parametrize("first", ["shinra", "simple"])
+def test_a_submission_mixing_the_two_forms_is_refused_as_gold_is(tmp_path, first):
+    gold = write_gold(tmp_path / "g.jsonl", GOLD)
+    shinra = write_submission(tmp_path / "a.jsonl", {"1": ["1.1"], "3": ["9"]}).read_text().splitlines()
+    simple = write_simple(tmp_path / "b.jsonl", {"2": ["1.1"], "4": ["2.1"]}).read_text().splitlines()
+    lines = shinra + simple if first == "shinra" else simple + shinra
+    (tmp_path / "mixed.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(InvalidSubmission) as info:
+        score_files(gold, tmp_path / "mixed.jsonl")
+    assert [(e.line, e.reason) for e in info.value.errors] == [
+        (3, "1 行目と形式が違います (ENEs と labels が混在しています)"),
+        (4, "1 行目と形式が違います (ENEs と labels が混在しています)")]
+
+
 def test_simple_gold_of_ene_ids_is_scored_as_shinra(tmp_path):
     # `bert-workshop data shinra` writes dev.jsonl in the simple form: scoring
     # against it is the SHINRA task (missing page -> IGNORED, per top level).

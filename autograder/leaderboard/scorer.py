@@ -538,6 +538,8 @@ class _SubmissionScan:
         self.tallies: dict[str, _Tally] = defaultdict(_Tally)
         self.system: str | None = None
         self.system_line = 0
+        self.form: str | None = None  # "shinra" or "simple": the first line's, for every line
+        self.form_line = 0
         self.missing_examples: list[str] = []
 
     def run(self, path: str | Path) -> None:
@@ -569,6 +571,7 @@ class _SubmissionScan:
         self.tallies[part].pairs[gold, tuple(labels)] += 1
 
     def _predicted_checked(self, lineno: int, obj: dict) -> list[str]:
+        self._check_form(lineno, _record_form(obj))
         if "ENEs" in obj:
             enes = obj["ENEs"]
             key = _auto_key(enes)
@@ -577,6 +580,16 @@ class _SubmissionScan:
         if "labels" in obj:
             return _simple_labels(obj, self.allowed, check_probs=True)
         raise _Bad(None, "ENEs も labels もありません")
+
+    def _check_form(self, lineno: int, form: str | None) -> None:
+        """One file, one format, as for the gold file (a line of the fast path is SHINRA's,
+        and comes after the first SHINRA line, which came here)."""
+        if form is None:
+            return  # reported below: neither ENEs nor labels
+        if self.form is None:
+            self.form, self.form_line = form, lineno
+        elif form != self.form:
+            raise _Bad(None, f"{self.form_line} 行目と形式が違います (ENEs と labels が混在しています)")
 
     def _check_system(self, lineno: int, key: str) -> None:
         if self.system is None:
