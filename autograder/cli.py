@@ -3,7 +3,6 @@ demo, leaderboard). Messages are in Japanese; known errors never show a tracebac
 from __future__ import annotations
 
 import argparse
-import errno
 import os
 import pickle
 import sys
@@ -21,7 +20,8 @@ from solutions.training import TrainingError
 
 from . import pipeline
 from .leaderboard.cli import add_label_space_options
-from .cli_messages import (device_name, fraction, parse, positive_float, positive_int, system_name,
+from .cli_messages import (device_name, fraction, os_problem, parse, positive_float, positive_int,
+                           system_name,
                            use_japanese_messages)
 
 
@@ -253,17 +253,12 @@ def main(argv=None) -> int:
         return 130
 
 
-OS_ERRORS = {errno.ENOENT: "見つかりません", errno.EISDIR: "フォルダです (ファイルを指定してください)",
-             errno.ENOTDIR: "途中にフォルダでないものがあります", errno.EEXIST: "同じ名前のファイルがあります",
-             errno.EACCES: "アクセスする権限がありません", errno.ENOSPC: "ディスクがいっぱいです"}
-
-
 def error_message(e: Exception) -> str:
     """What went wrong, for the user: our own errors as they are; others with how to see more."""
     if isinstance(e, (DataError, CheckpointError, TrainingError)):
         return str(e)
     if isinstance(e, OSError):
-        what = OS_ERRORS.get(e.errno, e.strerror or str(e))
+        what = os_problem(e)
         return f"{e.filename}: {what}" if e.filename else what
     return f"{e} (BERT_WORKSHOP_TRACEBACK=1 を付けて実行すると詳しい場所が出ます)"
 

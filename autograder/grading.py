@@ -86,7 +86,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cli_messages import positive_int
+from .cli_messages import invalid_choice, positive_int
 from .grading_gradebook import STATUS_HELP, Row, record, write_csv
 from .grading_nbgrader import KERNEL_SCRIPT, Limits
 from .grading_outputs import OutputError, check_out_dir, clear_outputs, kept_rows, load_previous
@@ -102,16 +102,32 @@ class GradingError(RuntimeError):
     """The class cannot be graded at all (bad options, no course); said in Japanese."""
 
 
-def parse_size(text: str | int | None) -> int:
-    """'4G', '512M', '0' (no limit) -> bytes."""
-    if text is None:
-        return 0
-    if isinstance(text, int):
-        return text
+class UsageError(GradingError):
+    """An option's value is not one the command takes (exit status 2, with the usage)."""
+
+
+def memory_size(text: str) -> int:
+    """'4G', '512M', '0' (no limit) -> bytes; an argparse type (bad text: a usage error)."""
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*", str(text).lower())
     if not m:
-        raise GradingError(f"メモリの大きさ {text!r} が読めません (例: 4G, 512M, 0 = 制限なし)")
+        raise argparse.ArgumentTypeError(f"メモリの大きさ {text!r} が読めません (例: 4G, 512M, 0 = 制限なし)")
     return int(float(m[1]) * 1024 ** " kmgt".index(m[2] or " "))
+
+
+def parse_size(text: str | int | None) -> int:
+    """memory_size for the Python API (also None or a number of bytes)."""
+    if text is None or isinstance(text, int):
+        return text or 0
+    try:
+        return memory_size(text)
+    except argparse.ArgumentTypeError as e:
+        raise UsageError(f"--memory-limit: {e}") from None
+
+
+def check_choices(option: str, values, choices) -> None:
+    for value in values or []:
+        if value not in choices:
+            raise UsageError(invalid_choice(option, value, choices))
 
 
 def probe_isolation() -> str:
@@ -169,6 +185,7 @@ def prepare_course(work: Path, names: list[str] | None, course: str | Path | Non
     """A course folder in `work` with source/, release/ and gradebook.db."""
     target = work / "course"
     if course is None:
+        check_choices("--assignment", names, assignment_names())
         try:
             build_course(target, names or assignment_names())
         except NotebookSourceError as e:
@@ -178,15 +195,20 @@ def prepare_course(work: Path, names: list[str] | None, course: str | Path | Non
     if not course.exists():
         raise GradingError(f"{course}: コース (release --bundle の zip かフォルダ) が見つかりません")
     if course.is_file():
-        unpacked = safe_extract(course, work / "bundle")
-        root = find_course_root(unpacked)
+        try:
+            skipped = safe_extract(course, work / "bundle")
+        except zipfile.BadZipFile:
+            raise GradingError(f"{course}: zip として読めません (壊れているか、zip ではありません)。"
+                               "release --bundle の zip かコースフォルダを指定してください") from None
+        if skipped:
+            raise GradingError(f"{course}: 展開できないファイルがあります: "
+                               + "; ".join(f"{name} ({why})" for name, why in skipped))
+        root = find_course_root(work / "bundle")
     else:
         root = find_course_root(course)
     available = sorted(d.name for d in (root / "source").iterdir() if (d / f"{d.name}.ipynb").is_file())
+    check_choices("--assignment", names, available)
     wanted = names or available
-    missing = sorted(set(wanted) - set(available))
-    if missing:
-        raise GradingError(f"コースに課題 {', '.join(missing)} がありません (あるもの: {', '.join(available)})")
     for name in wanted:
         shutil.copytree(root / "source" / name, target / "source" / name)
         if (root / "release" / name).is_dir():
@@ -270,6 +292,7 @@ def autograde(submissions, out_dir, assignments: list[str] | None = None, *, wor
     for option, seconds in (("--cell-timeout", cell_timeout), ("--notebook-timeout", notebook_timeout)):
         if seconds <= 0:
             raise GradingError(f"{option} は 1 秒以上にしてください ({seconds})")
+    memory_limit = parse_size(memory_limit)
     out_dir = Path(out_dir).resolve()
     try:
         check_out_dir(out_dir, [Path(p) for p in submissions] + ([Path(course)] if course else []))
@@ -281,6 +304,7 @@ def autograde(submissions, out_dir, assignments: list[str] | None = None, *, wor
     try:
         course_dir = prepare_course(work, assignments, course)
         releases = course_notebooks(course_dir, "release")
+        check_choices("--default-assignment", [assignment_hint] if assignment_hint else [], sorted(releases))
         if assignment_hint is None and len(releases) == 1:
             assignment_hint = next(iter(releases))  # grading one assignment: that is the default
         found = collect_submissions([Path(p) for p in submissions], set(releases), work / "inbox", releases,
@@ -311,7 +335,7 @@ def autograde(submissions, out_dir, assignments: list[str] | None = None, *, wor
         # that fails half-way does not start, and every notebook would fail with it.
         isolation = probe_isolation() if namespaces else "none"
         limits = Limits(cell_timeout=int(cell_timeout), notebook_timeout=int(notebook_timeout),
-                        memory_limit=parse_size(memory_limit), device=device,
+                        memory_limit=memory_limit, device=device,
                         threads=max(1, cpus // max(1, min(workers, len(jobs) or 1))),
                         hide=folders_to_hide([work, out_dir, *[Path(p) for p in submissions], *package_dirs(),
                                               *([Path(course)] if course else [])],
@@ -387,7 +411,9 @@ def run_autograde(args) -> int:
                             notebook_timeout=args.notebook_timeout, memory_limit=args.memory_limit,
                             course=args.course, assignment_hint=args.default_assignment,
                             keep_work=args.keep_work, progress=not args.quiet, fresh=args.fresh)
-    except (GradingError, FileNotFoundError, zipfile.BadZipFile) as e:
+    except UsageError as e:
+        args._parser.error(str(e))  # exits with status 2
+    except (GradingError, FileNotFoundError) as e:
         print(f"エラー: {e}", file=sys.stderr)
         return 1
     print(f"{len(summary.rows)} 件の提出 ({summary.graded} 件を実行) を {summary.seconds:.0f} 秒で採点しました "
@@ -421,13 +447,13 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="ノートブックを実行する装置 (既定 cpu: CUDA を使う提出も CPU の小さな設定で採点)")
     p.add_argument("--cell-timeout", type=positive_int, default=180, help="1 セルの制限時間 (秒、1 以上、既定 180)")
     p.add_argument("--notebook-timeout", type=positive_int, default=600, help="1 ノートブックの制限時間 (秒、1 以上、既定 600)")
-    p.add_argument("--memory-limit", default="4G", help="カーネルのメモリ上限 (既定 4G、0 で制限なし)")
+    p.add_argument("--memory-limit", type=memory_size, default="4G", help="カーネルのメモリ上限 (既定 4G、0 で制限なし)")
     p.add_argument("--fresh", action="store_true",
                    help="出力先の前回の結果 (手で付けた点数も) を消して作り直す。"
                         "省略時は前回の結果に加え、採点し直した受講者だけを置き換える")
     p.add_argument("--keep-work", action="store_true", help="作業フォルダを消さない (調査用)")
     p.add_argument("--quiet", action="store_true", help="進み具合を表示しない")
-    p.set_defaults(func=run_autograde)
+    p.set_defaults(func=run_autograde, _parser=p)
     return p
 
 

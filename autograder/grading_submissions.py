@@ -14,8 +14,11 @@ Each submission is checked against the released notebook of its assignment.
 Tampering is reported in Japanese (nbgrader repairs it while grading): a
 read-only or test cell that was edited (restored from the source), deleted
 (put back here, then restored), duplicated (the last copy is graded) or
-turned into another cell type (turned back). Notebooks that are not JSON, or
-that belong to no known assignment, get a status instead of a grade.
+turned into another cell type (turned back); nbgrader metadata that an editor
+dropped or broke is restored from the release. Notebooks that are not JSON,
+files that cannot be read, zips inside the submissions (not extracted) and zip
+members named outside their folder, or that belong to no known assignment, get
+a status and a reason instead of a grade: nothing is left out without a word.
 """
 from __future__ import annotations
 
@@ -28,12 +31,14 @@ import time
 import unicodedata
 import warnings
 import zipfile
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import nbformat
 
+from .cli_messages import os_problem
 from .notebooks import META_KEY
 
 MAX_NOTEBOOK_BYTES = 64 * 2**20
@@ -43,6 +48,9 @@ MAX_ZIP_BYTES = 2 * 2**30
 INVALID = "invalid_notebook"
 UNKNOWN_ASSIGNMENT = "unknown_assignment"
 DUPLICATE = "duplicate_submission"
+
+INNER_ZIP = ("フォルダや zip の中の zip は展開しません (展開してから渡すか、"
+             "この zip を autograde の引数に直接指定してください)")
 
 
 @dataclass
@@ -77,36 +85,48 @@ def clean_id(text: str, fallback: str = "unknown") -> str:
 # ------------------------------------------------------------------ finding files
 
 
-def safe_extract(archive: Path, target: Path) -> Path:
-    """Extract a zip without letting names escape `target` (and without huge expansions)."""
+def safe_extract(archive: Path, target: Path) -> list[tuple[str, str]]:
+    """Extract a zip without letting names escape `target` (and without huge expansions).
+    Returns the members left out, each with why (in Japanese); folders, macOS
+    metadata and hidden files are left out without a word. Raises zipfile.BadZipFile."""
     target.mkdir(parents=True, exist_ok=True)
-    total = 0
+    total, skipped = 0, []
     with zipfile.ZipFile(archive) as zf:
         for info in zf.infolist():
             name = PurePosixPath(info.filename.replace("\\", "/"))
-            if info.is_dir() or "__MACOSX" in name.parts or any(p.startswith(".") for p in name.parts):
+            if info.is_dir():
                 continue
             if name.is_absolute() or ".." in name.parts:
+                skipped.append((info.filename, "名前が展開先のフォルダの外を指しているので展開しませんでした"))
+                continue
+            if "__MACOSX" in name.parts or any(p.startswith(".") for p in name.parts):
+                continue
+            if total + info.file_size > MAX_ZIP_BYTES:
+                skipped.append((info.filename, f"展開後のサイズが大きすぎるので展開しませんでした "
+                                               f"(zip 1 つで {MAX_ZIP_BYTES // 2**30} GiB まで)"))
                 continue
             total += info.file_size
-            if total > MAX_ZIP_BYTES:
-                raise ValueError(f"{archive}: 展開後のサイズが大きすぎます")
             dest = target.joinpath(*name.parts)
             dest.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(info) as src, open(dest, "wb") as out:
-                shutil.copyfileobj(src, out)
+            try:
+                with zf.open(info) as src, open(dest, "wb") as out:
+                    shutil.copyfileobj(src, out)
+            except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as e:
+                dest.unlink(missing_ok=True)  # a damaged member, an unsupported compression, a password
+                skipped.append((info.filename, f"zip から取り出せません (壊れているか暗号化されています): {e}"))
+                continue
             try:  # keep the member's time: the newest of two copies is the one graded
                 stamp = time.mktime(info.date_time + (0, 0, -1))
                 os.utime(dest, (stamp, stamp))
             except (OverflowError, ValueError, OSError):
                 pass
-    return target
+    return skipped
 
 
-def notebook_files(folder: Path) -> list[tuple[PurePosixPath, Path]]:
-    """(relative path, file) of every notebook under `folder`, checkpoints left out."""
+def submission_files(folder: Path) -> list[tuple[PurePosixPath, Path]]:
+    """(relative path, file) of every notebook and zip under `folder`, checkpoints left out."""
     found = []
-    for path in sorted(folder.rglob("*.ipynb")):
+    for path in sorted([*folder.rglob("*.ipynb"), *folder.rglob("*.zip")]):
         rel = PurePosixPath(path.relative_to(folder).as_posix())
         if any(part.startswith(".") or part == "__MACOSX" for part in rel.parts):
             continue
@@ -146,11 +166,11 @@ def read_notebook(path: Path):
     """(notebook, None) or (None, a reason in Japanese)."""
     try:
         size = path.stat().st_size
-    except OSError as e:
-        return None, f"読めません: {e.strerror}"
-    if size > MAX_NOTEBOOK_BYTES:
-        return None, f"ファイルが大きすぎます ({size // 2**20} MiB)"
-    raw = path.read_bytes()
+        if size > MAX_NOTEBOOK_BYTES:
+            return None, f"ファイルが大きすぎます ({size // 2**20} MiB)"
+        raw = path.read_bytes()
+    except OSError as e:  # a folder named *.ipynb, a broken link, no permission
+        return None, f"読めません: {os_problem(e)}"
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -163,6 +183,9 @@ def read_notebook(path: Path):
         return None, f"JSON として読めません ({e.lineno} 行 {e.colno} 文字目: {e.msg})"
     if not isinstance(parsed, dict) or not {"cells", "worksheets"} & parsed.keys():  # nbformat 4, or 3
         return None, "ノートブックではありません (JSON の最上位に cells がありません)"
+    problem = shape_problem(parsed)
+    if problem:
+        return None, f"ノートブックの形式が正しくありません: {problem}"
     try:
         with warnings.catch_warnings():  # duplicate cell ids are repaired with a warning
             warnings.simplefilter("ignore")
@@ -180,11 +203,64 @@ def read_notebook(path: Path):
             nb = nbformat.from_dict(nb)
             nbformat.validate(nb)
         except Exception as e:
-            message = getattr(e, "message", str(e)).splitlines()[0][:200]
-            return None, f"ノートブックの形式が正しくありません: {message}"
+            return None, f"ノートブックの形式が正しくありません: {schema_problem(e)}"
     if not isinstance(nb.get("cells"), list):
         return None, "セルがありません"
     return nb, None
+
+
+CELL_TYPES = ("code", "markdown", "raw")
+
+
+def is_text(value) -> bool:
+    return isinstance(value, str) or isinstance(value, list) and all(isinstance(line, str) for line in value)
+
+
+def shape_problem(parsed: dict) -> str | None:
+    """Damage to a notebook that nbformat fails on without saying where, as
+    'place: what is wrong' (cells numbered from 1, as in the reports)."""
+    version = parsed.get("nbformat")
+    if version == 3 and "worksheets" in parsed:  # the old format: nbformat converts it
+        return None
+    if version != 4:
+        return f"ノートブック: nbformat (形式の版) が {version!r} です (cells のあるノートブックは 4)"
+    if not isinstance(parsed.get("cells"), list):
+        return "ノートブック: cells がリストではありません"
+    if not isinstance(parsed.get("metadata"), dict):
+        return "ノートブック: metadata がないか、オブジェクトではありません"
+    for number, cell in enumerate(parsed["cells"], 1):
+        if not isinstance(cell, dict):
+            problem = f"JSON のオブジェクトではありません ({json.dumps(cell, ensure_ascii=False)[:40]})"
+        elif cell.get("cell_type") not in CELL_TYPES:
+            problem = f"cell_type {cell.get('cell_type')!r} は使えません (code / markdown / raw のどれか)"
+        elif not isinstance(cell.get("metadata"), dict):
+            problem = "metadata がないか、オブジェクトではありません"
+        elif not is_text(cell.get("source")):
+            problem = "source が文字列 (か文字列のリスト) ではありません"
+        elif cell["cell_type"] == "code" and not (isinstance(cell.get("outputs"), list)
+                                                  and all(isinstance(o, dict) for o in cell["outputs"])):
+            problem = "outputs がないか、出力 (オブジェクト) のリストではありません"
+        else:
+            continue
+        return f"セル {number}: {problem}"
+    return None
+
+
+def schema_problem(e: Exception) -> str:
+    """nbformat's validation error as 'place: what is wrong (its own words)'."""
+    message = (getattr(e, "message", None) or str(e) or type(e).__name__).splitlines()[0][:120]
+    path = list(getattr(e, "absolute_path", None) or [])
+    where = "ノートブック"
+    if len(path) > 1 and path[0] == "cells" and isinstance(path[1], int):
+        where, path = f"セル {path[1] + 1}", path[2:]
+    field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+    where += f" の {field}" if field else ""
+    missing = re.match(r"'(.+?)' is a required property", message)
+    if getattr(e, "validator", None) == "required" and missing:
+        return f"{where}: {missing[1]} がありません ({message})"
+    if getattr(e, "validator", None) == "additionalProperties":
+        return f"{where}: 知らないフィールドがあります ({message})"
+    return f"{where}: 値が正しくありません ({message})"
 
 
 def assignment_from_metadata(nb) -> str | None:
@@ -205,7 +281,8 @@ def assignment_in_name(stem: str, known: set[str]) -> str | None:
 
 def grade_id(cell) -> str | None:
     meta = cell.get("metadata", {}).get("nbgrader")
-    return meta.get("grade_id") if isinstance(meta, dict) else None
+    value = meta.get("grade_id") if isinstance(meta, dict) else None
+    return value if isinstance(value, str) and value else None
 
 
 def is_locked(meta: dict) -> bool:
@@ -237,18 +314,20 @@ def first_code_line(source: str) -> str | None:
 
 
 def restore_missing_metadata(nb, release, notes: list[str]) -> None:
-    """Cells without nbgrader metadata (some editors drop it) get it back when
-    they are recognisably a cell of the release: same cell id, same source of a
-    read-only cell, or the same def/class line of an answer cell."""
-    if any(grade_id(c) for c in nb.cells):
-        return
+    """Cells without usable nbgrader metadata (some editors drop it, a hand edit can
+    leave a string) get it back when they are recognisably a cell of the release
+    that the notebook lacks: same cell id, same source of a read-only cell, or the
+    same def/class line of an answer cell. Others lose what is left of it (nbgrader
+    would stop on it): they are ordinary cells."""
     by_id = {c.get("id"): c for c in release.cells if grade_id(c)}
     by_source = {normalised_source(c.source): c for c in release.cells
                  if grade_id(c) and is_locked(c.metadata["nbgrader"])}
     by_def = {first_code_line(c.source): c for c in release.cells
               if grade_id(c) and c.metadata["nbgrader"].get("solution") and c.cell_type == "code"}
-    used, restored = set(), 0
+    used, restored = {gid for c in nb.cells if (gid := grade_id(c))}, 0
     for cell in nb.cells:
+        if grade_id(cell):
+            continue
         match = by_id.get(cell.get("id")) or by_source.get(normalised_source(cell.source))
         if match is None and cell.cell_type == "code":
             line = first_code_line(cell.source)
@@ -257,8 +336,10 @@ def restore_missing_metadata(nb, release, notes: list[str]) -> None:
             used.add(grade_id(match))
             cell.metadata["nbgrader"] = copy.deepcopy(match.metadata["nbgrader"])
             restored += 1
+        else:
+            cell.metadata.pop("nbgrader", None)
     if restored:
-        notes.append(f"nbgrader のメタデータがなかったので、{restored} 個のセルで配布版から復元しました")
+        notes.append(f"{restored} 個のセルで nbgrader のメタデータがない (か壊れている) ので、配布版から復元しました")
 
 
 def check_against_release(nb, release, source=None) -> tuple[list[str], bool]:
@@ -368,7 +449,15 @@ class Collector:
             raise FileNotFoundError(f"{path}: 見つかりません")
         if path.is_file() and zipfile.is_zipfile(path):
             self.extracted += 1
-            folder = safe_extract(path, self.inbox / "unzipped" / f"{self.extracted:02d}-{clean_id(path.stem)}")
+            folder = self.inbox / "unzipped" / f"{self.extracted:02d}-{clean_id(path.stem)}"
+            try:
+                skipped = safe_extract(path, folder)
+            except zipfile.BadZipFile as e:
+                return self.add_file(path, PurePosixPath(path.name), path.name, problem=f"zip として読めません (壊れています: {e})")
+            for member, why in skipped:  # reported as the student's submission, never dropped
+                name = PurePosixPath(member.replace("\\", "/")).name
+                if name.endswith((".ipynb", ".zip")):
+                    self.add_file(path, PurePosixPath(name), f"{path.name}/{member}", problem=why)
             self.add_folder(folder, label=path.name)
         elif path.is_file():
             self.add_file(path, PurePosixPath(path.name), label=path.name)
@@ -377,7 +466,7 @@ class Collector:
 
     def add_folder(self, folder: Path, label: str) -> None:
         root = submission_root(folder)
-        files = notebook_files(root)
+        files = submission_files(root)
         # A zip often wraps everything in one folder: look inside it.
         tops = {rel.parts[0] for rel, _ in files}
         if len(tops) == 1 and all(len(rel.parts) > 1 for rel, _ in files):
@@ -385,10 +474,12 @@ class Collector:
             if (inner / "submitted").is_dir() or all(len(rel.parts) in (2, 4) for rel, _ in files):
                 return self.add_folder(inner, f"{label}/{inner.name}")
         for rel, path in files:
-            self.add_file(path, rel, label=f"{label}/{rel}")
+            self.add_file(path, rel, label=f"{label}/{rel}", problem=INNER_ZIP if rel.suffix == ".zip" else None)
 
-    def add_file(self, path: Path, rel: PurePosixPath, label: str) -> None:
-        nb, problem = read_notebook(path)
+    def add_file(self, path: Path, rel: PurePosixPath, label: str, problem: str | None = None) -> None:
+        """One submission: the notebook at `path`, or a file that cannot be one (`problem`),
+        named by `rel` (its place in the submissions)."""
+        nb, problem = (None, problem) if problem else read_notebook(path)
         parts = rel.parts
         timestamp = None
         if len(parts) >= 3:  # nbgrader: <student>/<assignment>/<notebook>.ipynb
@@ -397,10 +488,10 @@ class Collector:
             stamp = path.parent / "timestamp.txt"
             if stamp.is_file():
                 timestamp = readable_timestamp(stamp.read_text(encoding="utf-8", errors="replace").strip())
-            if path.stem != assignment and (path.parent / f"{assignment}.ipynb").exists():
-                return  # another notebook next to the assignment's own one
+            if rel.stem != assignment and (path.parent / f"{assignment}.ipynb").exists():
+                return  # another notebook (or a zip) next to the assignment's own one
         else:
-            stem = path.stem
+            stem = rel.stem
             named = assignment_in_name(stem, self.known)
             meta = assignment_from_metadata(nb)
             assignment = meta or named or self.hint

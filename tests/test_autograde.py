@@ -6,6 +6,7 @@ import copy
 import glob
 import json
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -87,7 +88,9 @@ def test_submission_layouts_are_recognised(tmp_path, course):
     assert "1 行 12 文字目" in by[("kato", "kato.ipynb")].reason  # where the cut download ends
     assert by[("ito", "ito.ipynb")].status == "duplicate_submission"
     assert by[("山田_花子", "山田 花子.ipynb")].gradable
-    assert not any("evil" in s.source or "checkpoints" in s.source for s in found)
+    evil = by[("evil", "evil.ipynb")]  # reported, not extracted
+    assert evil.status == "invalid_notebook" and "フォルダの外" in evil.reason and evil.source == "colab.zip/../evil.ipynb"
+    assert not any("checkpoints" in s.source for s in found)
     assert not (tmp_path / "evil.ipynb").exists()
     hinted = collect_submissions([flat / "endo.ipynb"], {"01_basics"}, tmp_path / "inbox2", releases,
                                  assignment_hint="01_basics")
@@ -100,7 +103,18 @@ def test_submission_layouts_are_recognised(tmp_path, course):
     (b'{"cells": [{"cell_type": "code",\n  "source": "x = 1"\n  "metadata": {}}]}', "3 行 3 文字目"),  # the missing comma
     (b"[]", "最上位に cells がありません"),
     (b"{}", "最上位に cells がありません"),
-    (b'{"cells": "none", "metadata": {}, "nbformat": 4, "nbformat_minor": 5}', "ノートブックとして読めません"),
+    (b'{"cells": "none", "metadata": {}, "nbformat": 4, "nbformat_minor": 5}', "cells がリストではありません"),
+    # Damage that nbformat reports in English only, or fails on: the place and what is wrong.
+    (b'{"cells": ["x = 1"], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}',
+     "セル 1: JSON のオブジェクトではありません (\"x = 1\")"),
+    (b'{"cells": [{"cell_type": "markdown", "source": "", "metadata": {}}, {"cell_type": "code", "source": "",'
+     b' "metadata": [], "outputs": [], "execution_count": null}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}',
+     "セル 2: metadata がないか、オブジェクトではありません"),
+    (b'{"cells": [{"cell_type": "code", "source": "x", "metadata": {}, "execution_count": null}], "metadata": {},'
+     b' "nbformat": 4, "nbformat_minor": 5}', "セル 1: outputs がないか"),
+    (b'{"cells": [{"cell_type": "code", "source": "x", "metadata": {}, "outputs": [{"output_type": "stream"}],'
+     b' "execution_count": null}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}',
+     "セル 1 の outputs[0]: name がありません"),
     ("{}".encode("utf-16"), "UTF-8 のテキストではありません"),
 ])
 def test_an_unreadable_notebook_says_why_and_where(tmp_path, content, reason):
@@ -110,6 +124,16 @@ def test_an_unreadable_notebook_says_why_and_where(tmp_path, content, reason):
     path.write_bytes(content)
     nb, why = read_notebook(path)
     assert nb is None and reason in why, why
+    assert not re.search("[A-Za-z]{3,} [a-z]{3,} [a-z]{3,}", why.split(" (")[0]), why  # not English
+
+
+def test_a_folder_or_a_broken_link_named_like_a_notebook_is_a_reason(tmp_path):
+    from autograder.grading_submissions import read_notebook
+
+    (tmp_path / "folder.ipynb").mkdir()
+    (tmp_path / "link.ipynb").symlink_to(tmp_path / "nowhere.ipynb")
+    assert read_notebook(tmp_path / "folder.ipynb") == (None, "読めません: フォルダです (ファイルを指定してください)")
+    assert read_notebook(tmp_path / "link.ipynb") == (None, "読めません: 見つかりません")
 
 
 def test_tampering_is_detected_and_repaired_before_grading(tmp_path, course):
@@ -198,6 +222,39 @@ def test_reference_notebooks_full_marks_untouched_zero(tmp_path, course):
     slow = {k: v for k, v in info["seconds_per_notebook"].items() if v > 120}
     assert not slow, f"every notebook must run in under 2 minutes on 2 cores (here 2 at a time): {slow}"
     assert summary.counts() == {"graded": 2 * len(names) + 1}
+
+
+def test_files_that_cannot_be_graded_are_reported_and_the_rest_is_graded(tmp_path, course):
+    """A folder named *.ipynb, a broken link, a zip inside the submissions, a zip member
+    named outside its folder: each a row with its reason, and the class is graded.
+    Broken nbgrader metadata (not a dict) is restored from the release, as missing metadata is."""
+    full = read(course, "source", "01_basics")
+    broken = copy.deepcopy(full)
+    broken.cells[cell_index(broken, "test_softmax")].metadata["nbgrader"] = "garbage"
+    broken.cells[cell_index(broken, "softmax")].metadata["nbgrader"] = ["x"]
+    stripped = copy.deepcopy(full)  # only the answer cell lost its metadata
+    del stripped.cells[cell_index(stripped, "softmax")].metadata["nbgrader"]
+    flat = tmp_path / "in"
+    write(broken, flat / "broken.ipynb")
+    write(stripped, flat / "stripped.ipynb")
+    (flat / "folder.ipynb").mkdir()
+    (flat / "link.ipynb").symlink_to(tmp_path / "nowhere.ipynb")
+    with zipfile.ZipFile(flat / "inner.zip", "w") as zf:
+        zf.writestr("inner.ipynb", nbformat.writes(full))
+    with zipfile.ZipFile(tmp_path / "class.zip", "w") as zf:
+        zf.writestr("../../evil.ipynb", nbformat.writes(full))
+    out = tmp_path / "out"
+    autograde([flat, tmp_path / "class.zip"], out, ["01_basics"], course=course, workers=1)
+    rows = {r["student"]: r for r in read_csv(out / "grades.csv")}
+    assert set(rows) == {"broken", "stripped", "folder", "link", "inner", "evil"}
+    for student in ("broken", "stripped"):
+        assert rows[student]["status"] == "graded" and float(rows[student]["score"]) == 8, rows[student]
+        assert "配布版から復元しました" in rows[student]["reason"] and "がありません" not in rows[student]["reason"]
+    for student, reason in (("folder", "フォルダです"), ("link", "見つかりません"), ("inner", "zip の中の zip"),
+                            ("evil", "フォルダの外")):
+        assert rows[student]["status"] == "invalid_notebook" and reason in rows[student]["reason"], rows[student]
+    assert rows["evil"]["file"] == "class.zip/../../evil.ipynb" and not (tmp_path.parent / "evil.ipynb").exists()
+    assert (out / "feedback" / "broken" / "01_basics.html").is_file()
 
 
 def robustness_class(course: Path, root: Path, out_dir: Path, grader_port: int = 0) -> dict:
@@ -514,7 +571,7 @@ def test_an_output_folder_of_another_course_is_refused_before_anything_is_remove
 
 
 def test_the_output_folder_must_not_overlap_the_course_or_the_submissions(tmp_path, course):
-    from autograder.grading import GradingError
+    from autograder.grading import GradingError, UsageError
 
     own = tmp_path / "course"
     shutil.copytree(course, own)
@@ -526,6 +583,10 @@ def test_the_output_folder_must_not_overlap_the_course_or_the_submissions(tmp_pa
     assert sorted(p.relative_to(own) for p in own.rglob("*")) == before
     with pytest.raises(GradingError, match="--notebook-timeout は 1 秒以上"):
         autograde([own / "submitted"], tmp_path / "out", course=own, notebook_timeout=0)
+    with pytest.raises(UsageError, match="--memory-limit: メモリの大きさ 'abc'"):
+        autograde([own / "submitted"], tmp_path / "out", course=own, memory_limit="abc")
+    with pytest.raises(UsageError, match=r"--assignment: '99_nope' は選べません \('01_basics', '02_tokenization'"):
+        autograde([own / "submitted"], tmp_path / "out", ["99_nope"], course=own)
 
 
 def test_cuda_grading_needs_a_gpu(tmp_path, course):

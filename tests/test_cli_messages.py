@@ -44,9 +44,28 @@ def test_a_mistyped_option_is_blamed_on_its_subcommand(capsys):
     (["leaderboard", "submit", "s", "--team", "A", "--max-submissions", "-1"], "--max-submissions: 0 以上の整数"),
     (["leaderboard", "score", "g", "s", "--max-errors", "0"], "--max-errors: 1 以上の整数にしてください (0)"),
     (["demo", "--pages", "40"], "--pages: 100 以上にしてください (40)"),
+    (["autograde", "class", "--memory-limit", "abc"], "--memory-limit: メモリの大きさ 'abc' が読めません (例: 4G"),
 ])
 def test_usage_errors_are_in_japanese(capsys, argv, message):
     assert message in usage_error(capsys, argv)
+
+
+def test_an_unknown_assignment_is_a_usage_error(capsys, tmp_path):
+    """Known only once the course is known (after parsing), and still a usage error."""
+    for option in ("--assignment", "--default-assignment"):
+        err = usage_error(capsys, ["autograde", str(tmp_path / "class"), "--out", str(tmp_path / "out"), "--assignment",
+                                   "01_basics", option, "99_nope"])
+        assert "使い方: bert-workshop autograde" in err
+        assert f"bert-workshop autograde: エラー: {option}: '99_nope' は選べません ('01_basics'" in err
+
+
+def test_a_course_that_is_not_a_zip_is_named(tmp_path, capsys):
+    course = tmp_path / "course.zip"
+    course.write_text("not a zip")
+    argv = ["autograde", str(tmp_path / "class"), "--out", str(tmp_path / "out"), "--course", str(course)]
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"エラー: {course}: zip として読めません") and "File is not" not in err, err
 
 
 def test_help_is_in_japanese():
