@@ -15,14 +15,14 @@ from tqdm.auto import tqdm
 import solutions
 from solutions.checkpoints import CheckpointError
 from solutions.config import SIZES
-from solutions.data import DataError
+from solutions.data import DataError, describe_os_error
 from solutions.training import TrainingError
 
 from . import pipeline
 from .leaderboard.cli import add_label_space_options
-from .cli_messages import (device_name, fraction, os_problem, parse, positive_float, positive_int,
-                           system_name,
+from .cli_messages import (device_name, fraction, parse, positive_float, positive_int, system_name,
                            use_japanese_messages)
+from .paths import UsageError
 
 
 def add_data_commands(sub) -> None:
@@ -223,7 +223,8 @@ def show_warning(message, category, filename, lineno, file=None, line=None) -> N
     tqdm.write(text, file=file or sys.stderr)
 
 
-EXIT_FAILED = 1  # a file, a checkpoint or the device stopped the command (2: a usage error, from argparse)
+EXIT_FAILED = 1  # a file, a checkpoint or the device stopped the command
+EXIT_USAGE = 2  # a usage error (argparse's, or a UsageError)
 
 
 def main(argv=None) -> int:
@@ -239,6 +240,9 @@ def main(argv=None) -> int:
     except torch.cuda.OutOfMemoryError:  # (newer torch also names it torch.OutOfMemoryError)
         print(f"エラー: {pipeline.out_of_memory_advice(args)}", file=sys.stderr)
         return EXIT_FAILED
+    except UsageError as e:  # arguments that cannot work together, found before any work
+        print(f"エラー: {e}", file=sys.stderr)
+        return EXIT_USAGE
     except BrokenPipeError:  # `bert-workshop score … | head`: the reader has all it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # what is left to flush goes nowhere
         return 0
@@ -258,7 +262,7 @@ def error_message(e: Exception) -> str:
     if isinstance(e, (DataError, CheckpointError, TrainingError)):
         return str(e)
     if isinstance(e, OSError):
-        what = os_problem(e)
+        what = describe_os_error(e)
         return f"{e.filename}: {what}" if e.filename else what
     return f"{e} (BERT_WORKSHOP_TRACEBACK=1 を付けて実行すると詳しい場所が出ます)"
 

@@ -94,16 +94,13 @@ from .grading_pool import Job, run_jobs
 from .grading_submissions import collect_submissions, safe_extract
 from .notebooks import (BUNDLE_CONFIG, CODE_STUB, COURSE_ID, TEXT_STUB, NotebookSourceError, assignment_names,
                         build_course)
+from .paths import UsageError  # an option's value the command does not take (exit status 2, with the usage)
 
 PACKAGE_DIRS = ("solutions", "autograder")
 
 
 class GradingError(RuntimeError):
     """The class cannot be graded at all (bad options, no course); said in Japanese."""
-
-
-class UsageError(GradingError):
-    """An option's value is not one the command takes (exit status 2, with the usage)."""
 
 
 def memory_size(text: str) -> int:

@@ -18,6 +18,8 @@ from solutions.finetune import FinetuneSettings, finetune
 from solutions.predict import predict_file
 from solutions.pretrain import PretrainSettings, page_texts, pretrain
 
+from .paths import refuse_overwriting
+
 MAX_SHOWN_ERRORS = 20
 
 
@@ -50,7 +52,7 @@ def read_dataset(path, *, require_labels: bool) -> list:
     records, errors = D.read_records_checked(path, require_labels=require_labels,
                                              max_errors=MAX_SHOWN_ERRORS)
     for error in errors:
-        say(f"警告: {error} (この行は使いません)")
+        say(f"警告: {error}" + (" (この行は使いません)" if error.line is not None else ""))
     if not records:
         raise D.DataError("使えるレコードが 1 件もありません", path=path)
     return records
@@ -61,7 +63,7 @@ def stream_records(path, max_warnings: int = 20, tally: dict | None = None):
     max_warnings one by one, then a count) and skipped. tally["skipped"]: how
     many lines were skipped so far."""
     skipped, no_text = 0, 0
-    for item in D.iter_records_or_errors(path, require_labels=False):
+    for item in D.iter_records_or_errors(path, ignore_labels=True):  # predicting needs no labels
         if isinstance(item, D.Record):
             yield item
             continue
@@ -80,8 +82,9 @@ def stream_records(path, max_warnings: int = 20, tally: dict | None = None):
         say(f"  本文 ('text') のない行が {no_text} 行あります。森羅の入力ファイルなら --dump で本文のダンプを指定します")
 
 
-def check_predict_paths(input_path, output_path) -> None:
-    """Before the model is loaded: the input is a file and the output can be one."""
+def check_predict_paths(input_path, output_path, dump_path=None) -> None:
+    """Before the model is loaded: the input is a file and the output can be one,
+    but not one of the files read."""
     if not Path(input_path).exists():
         raise D.DataError("ファイルが見つかりません", path=input_path)
     if Path(input_path).is_dir():
@@ -89,6 +92,7 @@ def check_predict_paths(input_path, output_path) -> None:
     if Path(output_path).is_dir():
         raise D.DataError("フォルダです。出力するファイルの名前を指定してください (例 out/submission.jsonl)",
                           path=output_path)
+    refuse_overwriting([("--output", output_path)], [("--input", input_path), ("--dump", dump_path)])
 
 
 def resume_advice(args, argv: list[str]) -> str:
@@ -118,7 +122,22 @@ def write_split(out: Path, records, dev_fraction: float, seed: int) -> dict:
     return {"train": len(train), "dev": len(dev), "labels": len(labels)}
 
 
+def check_data_paths(args) -> None:
+    """The files `data` writes must not be those it reads (nor one another)."""
+    out, given = Path(args.out), vars(args)
+    written = [out / "train.jsonl", out / "dev.jsonl"] + [inputs_target(out, p) for p in given.get("inputs", [])]
+    read = [(f"--{key.replace('_', '-')}", given.get(key)) for key in ("archive", "train_file", "dump")]
+    read += [("--inputs", path) for path in given.get("inputs", [])]
+    refuse_overwriting([(f"--out の {path.name}", path) for path in written], read)
+
+
+def inputs_target(out: Path, inputs) -> Path:
+    """Where `data shinra` writes the pages of an --inputs file."""
+    return out / f"inputs-{Path(inputs).stem}.jsonl"
+
+
 def run_data(args) -> int:
+    check_data_paths(args)
     out = Path(args.out)
     if args.kind == "demo":
         records = D.make_demo_corpus(n_pages=args.pages, seed=args.seed)
@@ -129,7 +148,7 @@ def run_data(args) -> int:
         records = D.read_shinra(args.train_file, args.dump, sample=args.sample,
                                 single_label=args.single_label, seed=args.seed)
         for inputs in args.inputs:
-            target = out / f"inputs-{Path(inputs).stem}.jsonl"
+            target = inputs_target(out, inputs)
             out.mkdir(parents=True, exist_ok=True)
             D.write_jsonl(target, D.read_shinra_inputs(inputs, args.dump))
             say(f"{target}: ラベル付け対象のページ")
@@ -199,7 +218,7 @@ def run_train(args) -> int:
 
 
 def run_predict(args) -> int:
-    check_predict_paths(args.input, args.output)
+    check_predict_paths(args.input, args.output, args.dump)
     tally = {"skipped": 0}
     if args.dump:
         records, count = D.read_shinra_inputs(args.input, args.dump), partial(D.count_input_pages, args.input)

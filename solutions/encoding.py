@@ -4,6 +4,8 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import pickle
+import warnings
 from pathlib import Path
 
 import torch
@@ -34,8 +36,9 @@ def encode_records(tokenizer, records, max_length: int, cache_dir: Path | None =
     cache = None
     if cache_dir is not None:
         cache = Path(cache_dir) / f"ids-{encoding_key(tokenizer, titles, texts, f'{max_length}/{windows}')}.pt"
-        if cache.exists():
-            return torch.load(cache, weights_only=True)
+        cached = load_cached_ids(cache) if cache.exists() else None
+        if cached is not None:
+            return cached
     if windows > 1:
         ids = tokenizer.ids_of_texts(titles + texts, workers, pool=pool)
         result = window_features(ids[:len(titles)], ids[len(titles):], max_length, windows)
@@ -50,6 +53,19 @@ def encode_records(tokenizer, records, max_length: int, cache_dir: Path | None =
         torch.save(result, tmp)
         tmp.replace(cache)
     return result
+
+
+def load_cached_ids(cache: Path) -> dict | None:
+    """The ids kept in `cache`, or None (with a warning) when the file is damaged, as
+    by a copy cut short: it is only a cache, so the texts are then tokenized again."""
+    try:
+        cached = torch.load(cache, weights_only=True)
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError):
+        cached = None
+    if isinstance(cached, dict) and set(cached) == {"input_ids", "token_type_ids", "record"}:
+        return cached
+    warnings.warn(f"{cache}: トークン ID のキャッシュが壊れていて読めません。トークン化し直します")
+    return None
 
 
 def window_starts(n_tokens: int, body: int, windows: int) -> list[int]:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import torch
 
+from .data import describe_os_error
+
 
 class TrainingError(RuntimeError):
     """A training run that cannot go on; the message says why, in Japanese."""
@@ -175,7 +177,7 @@ def save_state(path: Path, **state) -> None:
     except OSError as e:
         tmp.unlink(missing_ok=True)
         raise TrainingError(
-            f"{path}: 学習状態を保存できません ({e.strerror})。ディスクの空きを確認してから "
+            f"{path}: 学習状態を保存できません ({describe_os_error(e)})。ディスクの空きを確認してから "
             "--resume で再開してください (直前に保存した状態は残っています)") from None
 
 

@@ -138,3 +138,48 @@ def test_both_score_commands_refuse_a_broken_file_with_exit_status_1(tmp_path, c
         with pytest.raises(SystemExit) as info:
             run(["score", str(gold)])
         assert info.value.code == 2
+
+
+def test_an_output_that_is_an_input_is_refused_before_any_work(tmp_path, capsys):
+    """Writing an output over a file the command reads would lose that file: usage error, file kept."""
+    from autograder.leaderboard import cli as board_cli
+
+    pages, gold = tmp_path / "pages.jsonl", tmp_path / "gold.jsonl"
+    for path in (pages, gold, tmp_path / "out" / "train.jsonl"):
+        path.parent.mkdir(exist_ok=True)
+        path.write_text('{"page_id": "1", "title": "t", "text": "本文", "labels": ["a"]}\n')
+    (tmp_path / "link.jsonl").symlink_to(pages)
+    predict = ["predict", "--checkpoint", tmp_path / "no-model"]
+    cases = [
+        (cli.main, [*predict, "--input", pages, "--output", tmp_path / "out" / ".." / "pages.jsonl"], "--input"),
+        (cli.main, [*predict, "--input", pages, "--output", tmp_path / "link.jsonl"], "--input"),
+        (cli.main, [*predict, "--input", gold, "--dump", pages, "--output", pages], "--dump"),
+        (cli.main, ["data", "shinra", "--train-file", tmp_path / "out" / "train.jsonl", "--dump", pages,
+                    "--out", tmp_path / "out"], "--train-file"),
+        (cli.main, ["data", "livedoor", "--archive", tmp_path / "out" / "train.jsonl", "--out", tmp_path / "out"],
+         "--archive"),
+        (cli.main, ["leaderboard", "score", gold, pages, "--per-label", pages], "SUBMISSION"),
+        (board_cli.main, ["score", gold, pages, "--per-label", gold], "GOLD"),
+    ]
+    for run, argv, named in cases:
+        before = {path: path.read_bytes() for path in (pages, gold, tmp_path / "out" / "train.jsonl")}
+        assert run([str(a) for a in argv]) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("エラー: ") and f"が {named} (" in err and "同じファイルです" in err, err
+        assert {path: path.read_bytes() for path in before} == before
+
+
+def test_two_inputs_that_would_be_written_to_one_file_are_refused(tmp_path, capsys):
+    argv = ["data", "shinra", "--train-file", "t.jsonl", "--dump", "d.json", "--inputs", "a/x.jsonl",
+            "--inputs", "b/x.jsonl", "--out", str(tmp_path)]
+    assert cli.main(argv) == 2
+    assert f"--out の inputs-x.jsonl ({tmp_path / 'inputs-x.jsonl'}) を 2 回書くことになり" in capsys.readouterr().err
+
+
+def test_an_output_that_is_a_folder_is_named_as_the_user_knows_it(tmp_path, capsys):
+    """Not as the temporary file that is written first and then renamed."""
+    (tmp_path / "data" / "train.jsonl").mkdir(parents=True)
+    assert cli.main(["data", "demo", "--pages", "40", "--out", str(tmp_path / "data")]) == 1
+    err = capsys.readouterr().err
+    assert f"エラー: {tmp_path / 'data' / 'train.jsonl'}: フォルダです (ファイルを指定してください)" in err
+    assert ".tmp" not in err

@@ -1,6 +1,7 @@
 """The common JSONL record form: errors that name file:line:field, writing, splits."""
 import gzip
 import json
+import os
 
 import pytest
 from hypothesis import given, settings
@@ -57,7 +58,7 @@ def test_malformed_line_names_file_and_line(tmp_path):
     ('{"page_id": "2", "title": "t"}', "text", "'text' がありません"),
     ('{"page_id": "2", "text": "   "}', "text", "'text' が空です"),
     ('{"title": "t", "text": "本文"}', "page_id", "'page_id' がありません"),
-    ('{"page_id": 2, "text": "本文"}', "page_id", "'page_id' は文字列"),
+    ('{"page_id": 2.5, "text": "本文"}', "page_id", "'page_id' は文字列"),  # an integer is taken as its digits
     ('{"page_id": "2", "text": ["本文"]}', "text", "'text' は文字列"),
     ('{"page_id": "2", "title": 5, "text": "本文"}', "title", "'title' は文字列"),
     ('{"page_id": "2", "text": "本文", "labels": "1.1"}', "labels", "'labels' は"),
@@ -209,6 +210,53 @@ def test_write_creates_the_folder(tmp_path):
     write_jsonl(path, [Record("1", "t", "本文", ["1.1"])])
     assert json.loads(path.read_text(encoding="utf-8")) == {
         "page_id": "1", "title": "t", "text": "本文", "labels": ["1.1"]}
+
+
+def test_a_write_error_names_the_file_not_its_temporary_twin(tmp_path):
+    (tmp_path / "train.jsonl").mkdir()
+    with pytest.raises(IsADirectoryError) as info:
+        write_jsonl(tmp_path / "train.jsonl", [Record("1", "t", "本文")])
+    assert info.value.filename == str(tmp_path / "train.jsonl")
+    assert [p.name for p in tmp_path.iterdir()] == ["train.jsonl"]  # the temporary file is gone
+
+
+def test_a_page_to_predict_needs_no_labels_and_may_have_an_integer_id(tmp_path):
+    """Prediction reads page_id, title and text only; an integer page_id is its
+    digits, as the scorer takes it."""
+    path = write_lines(tmp_path / "pages.jsonl", [
+        json.dumps({"page_id": "1", "text": "本文", "labels": "1.5.1.1"}),
+        json.dumps({"page_id": 2, "text": "本文", "labels": [7]})])
+    assert [r.page_id for r in iter_records_or_errors(path, ignore_labels=True)] == ["1", "2"]
+    assert all(r.labels == [] for r in iter_records_or_errors(path, ignore_labels=True))
+    errors = list(iter_records_or_errors(path))  # labels are read otherwise
+    assert [(e.line, e.field) for e in errors[:2]] == [(1, "labels"), (2, "labels")]
+
+
+def test_a_utf16_file_is_reported_once_for_the_whole_file(tmp_path):
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(good(str(i)) + "\n" for i in range(50)), encoding="utf-16")
+    with pytest.raises(DataError) as info:
+        read_records_checked(path)
+    assert str(info.value) == f"{path}: UTF-16 で保存されています。UTF-8 で保存し直してください"
+
+
+def test_a_byte_that_is_not_utf8_is_counted_from_one(tmp_path):
+    path = tmp_path / "train.jsonl"
+    path.write_bytes(b'{"page_id": "\x82"}\n')
+    assert "（14 バイト目）" in str(first_error(path))
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda path: path.mkdir(), "フォルダです"),
+    (lambda path: None, "見つかりません"),
+    (lambda path: (path.write_text("{}\n"), path.chmod(0)), "アクセスする権限がありません"),
+])
+def test_a_file_that_cannot_be_opened_says_why_in_japanese(tmp_path, make, words):
+    path = tmp_path / "train.jsonl"
+    make(path)
+    if words.startswith("アクセス") and os.access(path, os.R_OK):
+        pytest.skip("root reads any file")
+    assert str(first_error(path)) == f"{path}: {words}" + (" (ファイルを指定してください)" if "フォルダ" in words else "")
 
 
 def labeled(n_per_label):

@@ -9,6 +9,7 @@ import pytest
 from solutions.data import (
     DataError,
     Record,
+    count_input_pages,
     iter_cirrus_texts,
     read_shinra,
     read_shinra_annotations,
@@ -138,14 +139,15 @@ def test_submission_key_defaults_to_this_month(tmp_path):
     ({"HAND.A.1": [{"prob": 1}]}, "ENE"),
     ({"HAND.A.1": []}, "1 つもありません"),
 ])
-def test_bad_annotations_name_line_and_field(tmp_path, enes, words):
+def test_a_bad_annotation_is_warned_with_line_and_field_and_the_other_pages_are_read(tmp_path, enes, words):
     path = tmp_path / "train.jsonl"
     path.write_text(json.dumps({"page_id": "1", "title": "t", "ENEs": {"HAND.A.1": [{"prob": 1, "ENE": "1.1"}]}})
                     + "\n" + json.dumps({"page_id": "2", "title": "t", "ENEs": enes}) + "\n", encoding="utf-8")
-    with pytest.raises(DataError) as info:
-        list(read_shinra_annotations(path))
-    assert str(info.value).startswith(f"{path}:2: ") and words in str(info.value)
-    assert info.value.field.startswith("ENEs")
+    with pytest.warns(UserWarning) as caught:
+        pages = read_shinra_annotations(path)
+    assert pages == [("1", "t", ["1.1"])]
+    (message,) = [str(w.message) for w in caught]
+    assert message.startswith(f"{path}:2: 'ENEs") and words in message and message.endswith(" (この行は使いません)")
 
 
 def many_pages(n=2000):
@@ -220,3 +222,67 @@ def test_inputs_are_streamed_from_the_dump(tmp_path):
     assert next(pages) == Record("201", "桜台駅", text_of("201"), [])
     with pytest.raises(DataError, match="途中で切れています"):
         next(pages)
+
+
+def write_official_lines(path, lines):
+    path.write_text("".join((line if isinstance(line, str) else json.dumps(line, ensure_ascii=False)) + "\n"
+                            for line in lines), encoding="utf-8")
+    return path
+
+
+def annotation(page_id, *labels, key="HAND.AIP.202204"):
+    return {"page_id": page_id, "title": f"題{page_id}", "ENEs": {key: [{"prob": 1, "ENE": x} for x in labels]}}
+
+
+def test_a_page_on_two_lines_is_kept_once_so_it_cannot_be_in_train_and_dev(tmp_path):
+    """A page twice in the training file would have gone once to train and once to dev."""
+    path = write_official_lines(tmp_path / "train.jsonl", [
+        annotation("1", "1.1"), annotation("2", "1.2"), annotation("1", "1.1"), annotation("2", "1.5.1.1")])
+    write_cirrus_dump(tmp_path / "dump.json", [("1", "題1", "本文1"), ("2", "題2", "本文2")])
+    with pytest.warns(UserWarning) as caught:
+        records = read_shinra(path, tmp_path / "dump.json")
+    assert records == [Record("1", "題1", "本文1", ["1.1"]), Record("2", "題2", "本文2", ["1.2", "1.5.1.1"])]
+    messages = [str(w.message) for w in caught]
+    assert messages[0].startswith(f"{path}:3: 'page_id' \"1\" が重複しています（最初は 1 行目）")
+    assert messages[1].startswith(f"{path}:4: 'page_id' \"2\" が重複しています（最初は 2 行目）")
+    assert "ラベルをまとめて" in messages[1] and "ラベルをまとめて" not in messages[0]
+
+
+def test_a_broken_line_of_the_training_file_is_warned_and_the_rest_is_read(tmp_path):
+    path = write_official_lines(tmp_path / "train.jsonl", [annotation("1", "1.1"), "{broken", annotation(7, "1.2")])
+    write_cirrus_dump(tmp_path / "dump.json", [("1", "題1", "本文1"), ("7", "題7", "本文7")])
+    with pytest.warns(UserWarning, match=f"{path}:2: JSON として読めません.*この行は使いません"):
+        records = read_shinra(path, tmp_path / "dump.json")
+    assert [r.page_id for r in records] == ["1", "7"]  # an integer page_id is taken as its digits, as the scorer does
+
+
+def test_a_training_file_without_a_good_line_is_an_error(tmp_path):
+    path = write_official_lines(tmp_path / "train.jsonl", ["{broken", annotation("2")])
+    with warnings.catch_warnings(record=True), pytest.raises(DataError, match="2 行すべてにエラーがあります"):
+        read_shinra_annotations(path)
+
+
+def test_a_broken_input_line_is_warned_and_every_other_page_is_read(tmp_path):
+    inputs = write_official_lines(tmp_path / "inputs.jsonl", [
+        {"page_id": "201", "title": "桜台駅", "ENEs": {}}, {"page_id": "1"}, {"page_id": "202"}, "{broken",
+        {"page_id": 203, "title": "数の ID"}])
+    with open(inputs, "ab") as f:
+        f.write('{"page_id": "204", "title": "シフト JIS"}\n'.encode("cp932"))
+    write_cirrus_dump(tmp_path / "dump.json", [("201", "桜台駅", text_of("201")), ("203", "数の ID", text_of("203"))])
+    assert count_input_pages(inputs) == 4
+    with pytest.warns(UserWarning) as caught:
+        records = list(read_shinra_inputs(inputs, tmp_path / "dump.json"))
+    assert [r.page_id for r in records] == ["201", "203", "1", "202"]
+    messages = [str(w.message) for w in caught]
+    assert messages[0].startswith(f"{inputs}:4: JSON として読めません") and "この行は使いません" in messages[0]
+    assert messages[1].startswith(f"{inputs}:6: UTF-8 として読めません（30 バイト目）")  # counted from 1
+    assert len(messages) == 3 and "1, 202" in messages[2]  # the pages without text in the dump
+
+
+def test_many_bad_lines_are_warned_one_by_one_then_counted(tmp_path):
+    inputs = write_official_lines(tmp_path / "inputs.jsonl", [{"page_id": "1"}] + ["{broken"] * 25)
+    write_cirrus_dump(tmp_path / "dump.json", [("1", "題1", "本文1")])
+    with pytest.warns(UserWarning) as caught:
+        assert [r.page_id for r in read_shinra_inputs(inputs, tmp_path / "dump.json")] == ["1"]
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 21 and messages[-1] == f"{inputs}: ほかに 5 行に同じような問題があります"

@@ -189,6 +189,12 @@ def test_rate_limit_three_per_24_hours(tmp_path, board):
     assert len(board.submissions("A")) == 4
 
 
+def test_a_gold_file_gone_since_the_board_was_made_is_said_in_japanese(tmp_path, board, gold):
+    gold.unlink()
+    with pytest.raises(BoardError, match=rf"正解ファイルを読めません: {gold} \(見つかりません\)"):
+        board.submit("A", submission(tmp_path, "a", 1, 1), now=T0)
+
+
 def test_rejected_submission_does_not_count(tmp_path, board):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"page_id": "nope"}\n')

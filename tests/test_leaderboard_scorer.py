@@ -362,6 +362,34 @@ def test_missing_file(tmp_path):
         score_files(gold, tmp_path / "nope.jsonl")
 
 
+@pytest.mark.parametrize("name, reason", [
+    ("nope.jsonl", "ファイルを開けません: 見つかりません"),
+    ("folder", "ファイルを開けません: フォルダです (ファイルを指定してください)"),
+    ("file/sub.jsonl", "ファイルを開けません: 途中にフォルダでないものがあります"),
+])
+def test_a_file_that_cannot_be_opened_says_why_in_japanese(tmp_path, name, reason):
+    gold = write_gold(tmp_path / "gold.jsonl", {"1": ["1.1"]})
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_text("")
+    with pytest.raises(InvalidSubmission) as info:
+        score_files(gold, tmp_path / name)
+    assert [e.reason for e in info.value.errors] == [reason]
+
+
+def test_byte_positions_are_counted_as_the_readers_count_them(tmp_path):
+    """The scorer and the data readers of train/predict name the same byte of a
+    line that is not UTF-8, counted from 1."""
+    from solutions.data import read_records_checked
+
+    gold = write_gold(tmp_path / "gold.jsonl", {"1": ["1.1"]})
+    sub = tmp_path / "sub.jsonl"
+    sub.write_bytes(b'{"page_id": "\x82"}\n' + ok_line().encode() + b"\n")
+    with pytest.raises(InvalidSubmission) as info:
+        score_files(gold, sub)
+    _, errors = read_records_checked(sub)
+    assert "14 バイト目" in info.value.errors[0].reason and "（14 バイト目）" in str(errors[0])
+
+
 def test_errors_are_capped_then_counted(tmp_path):
     gold = write_gold(tmp_path / "gold.jsonl", {"1": ["1.1"]})
     sub = tmp_path / "sub.jsonl"

@@ -227,7 +227,7 @@ def test_a_failed_save_keeps_the_previous_state_and_resume_works(tmp_path, tiny_
         return real_save(obj, f, *args, **kwargs)
 
     monkeypatch.setattr(torch, "save", disk_full_on_second_state)
-    with pytest.raises(TrainingError, match="ディスク"):
+    with pytest.raises(TrainingError, match=r"学習状態を保存できません \(ディスクがいっぱいです\)。ディスクの空きを"):
         finetune(train, dev, tiny_checkpoint, tmp_path / "run", FinetuneSettings(**settings))
     assert torch.load(tmp_path / "run/last/state.pt")["step"] == 3
     monkeypatch.setattr(torch, "save", real_save)
@@ -320,15 +320,20 @@ def test_predict_says_which_checkpoint_and_which_paths_it_needs(tmp_path, tiny_c
         assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
 
 
+def random_classifier(path, records, labels):
+    """An untrained one-layer classifier with a vocabulary of the records: enough to run predict."""
+    tokenizer = Tokenizer(train_vocab([r.text for r in records], 800))
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=64, labels=labels)
+    save_model(BertForSequenceClassification(config), path, tokenizer)
+    return path
+
+
 def test_predict_with_no_usable_page_fails_and_hints_at_the_dump(tmp_path, demo_records):
     train, dev = small_split(demo_records)
     write_jsonl(tmp_path / "t.jsonl", train)
     write_jsonl(tmp_path / "d.jsonl", dev)
-    ckpt = tmp_path / "ckpt"
-    tokenizer = Tokenizer(train_vocab([r.text for r in demo_records], 800))
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=64, labels=sorted({x for r in train for x in r.labels}))
-    save_model(BertForSequenceClassification(config), ckpt, tokenizer)
+    ckpt = random_classifier(tmp_path / "ckpt", demo_records, sorted({x for r in train for x in r.labels}))
     inputs = tmp_path / "shinra_inputs.jsonl"  # SHINRA's input file: no text without --dump
     inputs.write_text("".join(json.dumps({"page_id": str(i), "title": "t"}) + "\n" for i in range(30)))
     result = run("predict", "--checkpoint", ckpt, "--input", inputs, "--output", tmp_path / "p.jsonl",
@@ -506,11 +511,7 @@ def test_running_out_of_gpu_memory_says_what_to_change(tmp_path, demo_records, m
 
 def test_predict_ends_by_counting_the_lines_it_could_not_read(tmp_path, demo_records):
     """The last words of predict: the pages written, then the input lines left out."""
-    ckpt = tmp_path / "ckpt"
-    tokenizer = Tokenizer(train_vocab([r.text for r in demo_records], 800))
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=64, labels=["a", "b"])
-    save_model(BertForSequenceClassification(config), ckpt, tokenizer)
+    ckpt = random_classifier(tmp_path / "ckpt", demo_records, ["a", "b"])
     pages = tmp_path / "pages.jsonl"
     write_jsonl(pages, demo_records[:3])
     with pages.open("a") as f:
@@ -530,3 +531,53 @@ def test_a_damaged_resume_state_is_named(tmp_path, damage):
     (tmp_path / "state.pt").write_bytes(damage)
     with pytest.raises(TrainingError, match=r"state\.pt: 学習状態が読めません .*--resume なしで始め直してください"):
         load_state(tmp_path / "state.pt")
+
+
+def test_predict_goes_on_after_a_bad_line_of_a_shinra_input_file(tmp_path, demo_records):
+    """As without --dump: the line is warned about (file and line) and the other pages are predicted."""
+    from solutions.data import write_cirrus_dump, write_shinra_inputs
+
+    pages = demo_records[:6]
+    ckpt = random_classifier(tmp_path / "ckpt", demo_records, ["1.1", "1.5.1.1"])
+    inputs, dump, output = tmp_path / "inputs.jsonl", tmp_path / "dump.json", tmp_path / "submission.jsonl"
+    write_shinra_inputs(inputs, ((r.page_id, r.title) for r in pages))
+    lines = inputs.read_text(encoding="utf-8").splitlines()
+    lines[3] = "{broken"
+    inputs.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_cirrus_dump(dump, ((r.page_id, r.title, r.text) for r in pages))
+    result = run("predict", "--checkpoint", ckpt, "--input", inputs, "--dump", dump, "--output", output,
+                 "--device", "cpu")
+    assert f"警告: {inputs}:4: JSON として読めません" in result.stderr and "この行は使いません" in result.stderr
+    answered = [json.loads(line)["page_id"] for line in output.read_text().splitlines()]
+    assert answered == [r.page_id for i, r in enumerate(pages) if i != 3]
+
+
+def test_predict_reads_only_the_fields_it_uses(tmp_path, demo_records, capsys):
+    """Labels that are no list do not stop a page from being predicted, and an
+    integer page_id is the page's id as the scorer reads it: no page is left out."""
+    from autograder import cli
+
+    ckpt = random_classifier(tmp_path / "ckpt", demo_records, ["a", "b"])
+    pages, gold, output = tmp_path / "pages.jsonl", tmp_path / "gold.jsonl", tmp_path / "p.jsonl"
+    pages.write_text(json.dumps({"page_id": "x1", "title": "t", "text": "本文です。", "labels": "a"}) + "\n"
+                     + json.dumps({"page_id": 12, "title": "t", "text": "本文です。"}) + "\n", encoding="utf-8")
+    gold.write_text('{"page_id": "x1", "labels": ["a"]}\n{"page_id": 12, "labels": ["b"]}\n')
+    assert cli.main(["predict", "--checkpoint", str(ckpt), "--input", str(pages), "--output", str(output),
+                     "--device", "cpu"]) == 0
+    assert "警告" not in capsys.readouterr().err
+    assert [json.loads(line)["page_id"] for line in output.read_text().splitlines()] == ["x1", "12"]
+    assert cli.main(["score", str(gold), str(output)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["pages"] == 2 and report["missing_pages"] == 0
+
+
+def test_a_training_file_with_many_bad_lines_gives_line_warnings_then_a_count(tmp_path, capsys):
+    """"(この行は使いません)" is said of lines, not of the summary about the whole file."""
+    from autograder.pipeline import read_dataset
+
+    path = tmp_path / "train.jsonl"
+    path.write_text("{broken\n" * 25 + json.dumps({"page_id": "1", "text": "本文", "labels": ["a"]}) + "\n")
+    assert [r.page_id for r in read_dataset(path, require_labels=True)] == ["1"]
+    warnings = capsys.readouterr().err.splitlines()
+    assert len(warnings) == 21 and all(w.endswith("(この行は使いません)") for w in warnings[:20])
+    assert warnings[20] == f"警告: {path}: ほかに 5 件のエラーがあります"

@@ -229,3 +229,14 @@ def test_a_vocabulary_that_does_not_fit_the_model_is_named(tmp_path, records, to
     with pytest.raises(CheckpointError, match=r"ckpt.*vocab\.txt の語彙数"):
         predict_file(tmp_path / "ckpt", records[:3], tmp_path / "out.jsonl", output_format="simple", device="cpu")
     assert not (tmp_path / "out.jsonl").exists()
+
+
+@pytest.mark.parametrize("damage", [lambda data: data[:len(data) // 2], lambda data: b""])
+def test_a_damaged_token_cache_is_warned_about_and_made_again(tmp_path, records, tokenizer, damage):
+    """The cache is only a cache: a file cut short gives the ids of a fresh tokenization."""
+    fresh = encode_records(tokenizer, records, 48, cache_dir=tmp_path)
+    (cache,) = tmp_path.glob("ids-*.pt")
+    cache.write_bytes(damage(cache.read_bytes()))
+    with pytest.warns(UserWarning, match=f"{cache}: トークン ID のキャッシュが壊れていて読めません"):
+        assert encode_records(tokenizer, records, 48, cache_dir=tmp_path) == fresh
+    assert torch.load(cache, weights_only=True) == fresh  # written again

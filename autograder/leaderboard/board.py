@@ -24,6 +24,7 @@ from typing import Callable, Iterator
 
 from autograder.leaderboard.scorer import (
     Counts, Gold, ScoreReport, load_gold, score_submission)
+from solutions.data import describe_os_error
 
 PUBLIC, PRIVATE = "public", "private"
 SELECTIONS = ("public-best", "private-best")
@@ -332,7 +333,7 @@ class Board:
         try:
             digest = file_sha256(config.gold_path)
         except OSError as e:
-            raise BoardError(f"正解ファイルを読めません: {config.gold_path} ({e.strerror})") from e
+            raise BoardError(f"正解ファイルを読めません: {config.gold_path} ({describe_os_error(e)})") from e
         if digest != config.gold_sha256:
             raise BoardError(f"正解ファイルが作成時から変わっています: {config.gold_path}")
         gold = load_gold(config.gold_path, label_space=config.label_space)

@@ -17,8 +17,9 @@ from autograder.leaderboard import render
 from autograder.leaderboard.board import (
     DB_ENV, DEFAULT_DB, PUBLIC, SELECTIONS, Board, BoardError)
 from autograder.leaderboard.scorer import InvalidInput, per_label_csv, score_files
+from autograder.paths import UsageError, refuse_overwriting
 
-EXIT_OK, EXIT_REJECTED = 0, 1
+EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
 
 _SCORE_EPILOG = """\
 採点のきまり:
@@ -89,6 +90,12 @@ def _add_score(sub) -> None:
 
 
 def cmd_score(args) -> int:
+    per_label_file = args.per_label if args.per_label != "-" else None
+    try:
+        refuse_overwriting([("--per-label", per_label_file)], [("GOLD", args.gold), ("SUBMISSION", args.submission)])
+    except UsageError as e:
+        print(f"エラー: {e}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         report = score_files(args.gold, args.submission, max_errors=args.max_errors,
                              per_label=bool(args.per_label), label_space=args.label_space)

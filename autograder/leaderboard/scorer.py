@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from solutions import ene
+from solutions.data import describe_os_error
 from solutions.metrics import f1_from_counts
 
 LABEL_SPACES = ("auto", "ene", "any")
@@ -213,7 +214,7 @@ def _open_input(path: str | Path, log: _ErrorLog):
             return None
         return gzip.open(path, "rb") if start == _GZIP_MAGIC else open(path, "rb")
     except OSError as e:
-        log.add(None, None, f"ファイルを開けません ({e.strerror or e})")
+        log.add(None, None, f"ファイルを開けません: {describe_os_error(e)}")
         return None
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import gzip
 import io
 import json
@@ -20,6 +21,10 @@ from pathlib import Path
 from typing import IO, Iterable, Iterator
 
 GZIP_MAGIC = b"\x1f\x8b"
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+OS_ERROR_REASONS = {errno.ENOENT: "見つかりません", errno.EISDIR: "フォルダです (ファイルを指定してください)",
+                    errno.ENOTDIR: "途中にフォルダでないものがあります", errno.EEXIST: "同じ名前のファイルがあります",
+                    errno.EACCES: "アクセスする権限がありません", errno.ENOSPC: "ディスクがいっぱいです"}
 
 
 @dataclass
@@ -50,6 +55,11 @@ def _locate(path: str | None, line: int | None) -> str:
     return f"{path}:{line}: " if line is not None else f"{path}: "
 
 
+def describe_os_error(error: OSError) -> str:
+    """Why a file could not be opened or written, in Japanese for the common cases."""
+    return OS_ERROR_REASONS.get(error.errno, error.strerror or str(error))
+
+
 # ---------------------------------------------------------------- reading lines
 
 
@@ -75,11 +85,7 @@ def iter_lines(path) -> Iterator[tuple[int, str]]:
 def iter_lines_or_errors(path) -> Iterator[tuple[int, str | DataError]]:
     """As ``iter_lines``, but a line that is not UTF-8 comes as its ``DataError``
     and the reading goes on: one bad byte does not lose the rest of the file."""
-    try:
-        opener = gzip.open if is_gzip(path) else open
-        f = opener(path, "rb")
-    except FileNotFoundError:
-        raise DataError("ファイルが見つかりません", path=path) from None
+    f = _open_lines(path)
     line_number = 0
     with f:
         try:
@@ -93,6 +99,18 @@ def iter_lines_or_errors(path) -> Iterator[tuple[int, str | DataError]]:
             raise DataError(
                 f"gzip が途中で切れているか壊れています（{e}）", path=path, line=line_number + 1
             ) from None
+
+
+def _open_lines(path) -> IO[bytes]:
+    """The file as bytes (gunzipped if gzip); a file that cannot be read at all is a ``DataError``."""
+    try:
+        with open(path, "rb") as f:
+            start = f.read(2)
+        if start in UTF16_BOMS:  # every line would fail alike: said once, for the whole file
+            raise DataError("UTF-16 で保存されています。UTF-8 で保存し直してください", path=path)
+        return gzip.open(path, "rb") if start == GZIP_MAGIC else open(path, "rb")
+    except OSError as e:
+        raise DataError(describe_os_error(e), path=path) from None
 
 
 def count_nonblank_lines(path) -> int | None:
@@ -111,7 +129,7 @@ def _decode_line(raw: bytes, path, line_number: int) -> str:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise DataError(f"UTF-8 として読めません（{e.start} バイト目）", path=path, line=line_number) from None
+        raise DataError(f"UTF-8 として読めません（{e.start + 1} バイト目）", path=path, line=line_number) from None
     return text.removeprefix("\ufeff") if line_number == 1 else text
 
 
@@ -181,21 +199,33 @@ def get_labels(obj: dict, path, line_number: int, *, required: bool) -> list[str
     return labels
 
 
-def record_from_json(obj: dict, path, line_number: int, *, require_labels=False) -> Record:
-    """Check one parsed line field by field and build its ``Record``."""
+def get_page_id(obj: dict, path, line_number: int) -> str:
+    """``obj['page_id']``: a non-empty string, or an integer taken as its digits (as the scorer does)."""
+    value = obj.get("page_id")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return get_string(obj, "page_id", path, line_number)
+
+
+def record_from_json(obj: dict, path, line_number: int, *, require_labels=False, ignore_labels=False) -> Record:
+    """Check one parsed line field by field and build its ``Record``.
+
+    ``ignore_labels``: a page to predict, whose labels are neither read nor checked.
+    """
     return Record(
-        page_id=get_string(obj, "page_id", path, line_number),
+        page_id=get_page_id(obj, path, line_number),
         title=get_string(obj, "title", path, line_number, required=False, allow_empty=True),
         text=get_string(obj, "text", path, line_number),
-        labels=get_labels(obj, path, line_number, required=require_labels),
+        labels=[] if ignore_labels else get_labels(obj, path, line_number, required=require_labels),
     )
 
 
-def iter_records_or_errors(path, *, require_labels=False) -> Iterator[Record | DataError]:
-    """Each non-blank line as a ``Record`` or the ``DataError`` that it raised.
+def iter_records_or_errors(path, *, require_labels=False, ignore_labels=False) -> Iterator[Record | DataError]:
+    """Each non-blank line as a ``Record`` or the ``DataError`` that it raised
+    (``ignore_labels``: see ``record_from_json``).
 
-    Errors that stop the reading (a cut gzip stream, no file) are raised, and
-    an empty file is reported as an error at the end.
+    Errors that stop the reading (a cut gzip stream, no file, a UTF-16 file)
+    are raised, and an empty file is reported as an error at the end.
     """
     first_line_of = {}  # page_id -> line where it was first seen
     n_lines = 0  # non-blank lines
@@ -209,7 +239,7 @@ def iter_records_or_errors(path, *, require_labels=False) -> Iterator[Record | D
         n_lines += 1
         try:
             record = record_from_json(parse_json_object(line, path, line_number), path, line_number,
-                                      require_labels=require_labels)
+                                      require_labels=require_labels, ignore_labels=ignore_labels)
         except DataError as e:
             yield e
             continue
@@ -269,7 +299,10 @@ def atomic_writer(path) -> Iterator[IO[str]]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise naming(path, e) from None
     try:
         with os.fdopen(fd, "wb") as raw:
             # mtime=0: the same content gives the same .gz bytes
@@ -278,10 +311,17 @@ def atomic_writer(path) -> Iterator[IO[str]]:
                 yield f
         os.chmod(tmp, path.stat().st_mode if path.exists() else 0o644)  # mkstemp makes it private (0600)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
+        if isinstance(e, OSError) and e.filename == tmp:  # the user knows the file, not its temporary twin
+            raise naming(path, e) from None
         raise
+
+
+def naming(path, error: OSError) -> OSError:
+    """The same error, about ``path`` (not the temporary file written in its place)."""
+    return OSError(error.errno, error.strerror, str(path))
 
 
 def write_json_lines(path, objects: Iterable[dict]) -> None:

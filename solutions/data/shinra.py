@@ -13,23 +13,43 @@ import re
 import warnings
 from typing import Iterable, Iterator
 
-from .records import DataError, Record, get_string, iter_lines, parse_json_object, write_json_lines
+from .records import (DataError, Record, get_page_id, get_string, iter_lines, iter_lines_or_errors, parse_json_object,
+                      write_json_lines)
 
 HAND_PREFIX = "HAND."
 DEFAULT_ANNOTATOR = "HAND.AIP.202204"
+MAX_SHOWN_WARNINGS = 20  # lines warned about one by one; the rest are counted
 
 
 # ---------------------------------------------------------------- official files: reading
 
 
-def _iter_pages(path) -> Iterator[tuple[int, dict, str, str]]:
-    """``(line_number, obj, page_id, title)`` for each non-blank line of a SHINRA file."""
-    for line_number, line in iter_lines(path):
-        if line.strip():
+def _iter_pages(path, problems: list[str]) -> Iterator[tuple[int, dict, str, str]]:
+    """``(line_number, obj, page_id, title)`` for each good non-blank line of a
+    SHINRA file. Each bad line is skipped, and said in ``problems``."""
+    for line_number, line in iter_lines_or_errors(path):
+        if isinstance(line, DataError):  # not UTF-8
+            problems.append(f"{line} (この行は使いません)")
+            continue
+        if not line.strip():
+            continue
+        try:
             obj = parse_json_object(line, path, line_number)
-            page_id = get_string(obj, "page_id", path, line_number)
+            page_id = get_page_id(obj, path, line_number)
             title = get_string(obj, "title", path, line_number, required=False, allow_empty=True)
-            yield line_number, obj, page_id, title
+        except DataError as e:
+            problems.append(f"{e} (この行は使いません)")
+            continue
+        yield line_number, obj, page_id, title
+
+
+def _warn_lines(path, problems: list[str]) -> None:
+    """Warn about the lines in ``problems``: the first few one by one, then how many more."""
+    for problem in problems[:MAX_SHOWN_WARNINGS]:
+        warnings.warn(problem, stacklevel=3)
+    if len(problems) > MAX_SHOWN_WARNINGS:
+        warnings.warn(f"{path}: ほかに {len(problems) - MAX_SHOWN_WARNINGS} 行に同じような問題があります",
+                      stacklevel=3)
 
 
 def _annotation_labels(obj: dict, key_prefix: str, path, line_number: int) -> list[str]:
@@ -62,17 +82,47 @@ def _ene_ids(entries, path, line_number: int, where: str) -> list[str]:
     return list(dict.fromkeys(e["ENE"] for e in entries))
 
 
-def read_shinra_annotations(path, *, key_prefix=HAND_PREFIX) -> Iterator[tuple[str, str, list[str]]]:
-    """Yield ``(page_id, title, [ENE ids])`` from a SHINRA training file.
+def read_shinra_annotations(path, *, key_prefix=HAND_PREFIX) -> list[tuple[str, str, list[str]]]:
+    """``[(page_id, title, [ENE ids])]`` from a SHINRA training file, in its order.
 
     ``key_prefix="AUTO."`` reads a submission file the same way (there a page
-    may have no ENE; a training page must have one).
+    may have no ENE; a training page must have one). A bad line is skipped and
+    a page on several lines is kept once with all their labels, both with a
+    warning; a file without a single good page is a ``DataError``.
     """
-    for line_number, obj, page_id, title in _iter_pages(path):
-        labels = _annotation_labels(obj, key_prefix, path, line_number)
-        if not labels and key_prefix == HAND_PREFIX:
-            raise DataError("ENE ラベルが 1 つもありません", path=path, line=line_number, field="ENEs")
-        yield page_id, title, labels
+    pages, first_line, problems = {}, {}, []
+    for line_number, page_id, title, labels in _iter_annotations(path, key_prefix, problems):
+        if page_id not in pages:
+            pages[page_id], first_line[page_id] = (title, labels), line_number
+            continue
+        merged = _merge_labels(pages[page_id][1], labels)
+        problems.append(f"{path}:{line_number}: 'page_id' \"{page_id}\" が重複しています"
+                        f"（最初は {first_line[page_id]} 行目）。{merged}")
+    _warn_lines(path, problems)
+    if not pages:
+        why = f"{len(problems)} 行すべてにエラーがあります" if problems else "空のファイルです"
+        raise DataError(f"ページが 1 件もありません（{why}）", path=path)
+    return [(page_id, title, labels) for page_id, (title, labels) in pages.items()]
+
+
+def _merge_labels(kept: list[str], labels: list[str]) -> str:
+    """Add to ``kept`` the labels it lacks, and say what was done."""
+    new = [label for label in labels if label not in kept]
+    kept += new
+    return "1 ページとして、ラベルをまとめて使います" if new else "1 ページとして使います"
+
+
+def _iter_annotations(path, key_prefix: str, problems: list[str]) -> Iterator[tuple[int, str, str, list[str]]]:
+    """``(line_number, page_id, title, [ENE ids])`` for each good line; bad ones go to ``problems``."""
+    for line_number, obj, page_id, title in _iter_pages(path, problems):
+        try:
+            labels = _annotation_labels(obj, key_prefix, path, line_number)
+            if not labels and key_prefix == HAND_PREFIX:
+                raise DataError("'ENEs' に ENE ラベルが 1 つもありません", path=path, line=line_number, field="ENEs")
+        except DataError as e:
+            problems.append(f"{e} (この行は使いません)")
+            continue
+        yield line_number, page_id, title, labels
 
 
 def iter_cirrus_texts(dump_path, page_ids=None) -> Iterator[tuple[str, str]]:
@@ -139,9 +189,10 @@ def read_shinra(train_path, dump_path, *, sample=None, single_label=False, seed=
     ``single_label`` drops the pages with several ENEs; ``sample`` then keeps
     that many pages drawn at random with ``seed``. The workshop's setup is
     ``sample=5000, single_label=True``. Pages missing from the dump are
-    dropped with a warning. Records keep the training file's order.
+    dropped with a warning, as are bad lines of the training file (see
+    ``read_shinra_annotations``). Records keep the training file's order.
     """
-    pages = list(read_shinra_annotations(train_path))
+    pages = read_shinra_annotations(train_path)
     if single_label:
         pages = [p for p in pages if len(p[2]) == 1]
     if sample is not None:
@@ -171,7 +222,7 @@ def _warn_missing(page_ids: list[str], dump_path, action: str) -> None:
 
 def count_input_pages(inputs_path) -> int:
     """How many pages read_shinra_inputs will give: each input page once."""
-    return len({page_id for _, _, page_id, _ in _iter_pages(inputs_path)})
+    return len({page_id for _, _, page_id, _ in _iter_pages(inputs_path, problems=[])})
 
 
 def read_shinra_inputs(inputs_path, dump_path) -> Iterator[Record]:
@@ -180,9 +231,12 @@ def read_shinra_inputs(inputs_path, dump_path) -> Iterator[Record]:
     Streamed in the dump's order, so no text is held in memory (a leaderboard
     can ask for every page of Wikipedia). Every input page comes once, since a
     submission must answer all of them: pages missing from the dump (or without
-    text there) come last, with their title as text (and a warning).
+    text there) come last, with their title as text (and a warning). A bad
+    line of the input file is skipped with a warning.
     """
-    titles = {page_id: title for _, _, page_id, title in _iter_pages(inputs_path)}
+    problems = []
+    titles = {page_id: title for _, _, page_id, title in _iter_pages(inputs_path, problems)}
+    _warn_lines(inputs_path, problems)
     answered = set()
     for page_id, text in iter_cirrus_texts(dump_path, titles):
         if text.strip() and page_id not in answered:
