@@ -44,6 +44,10 @@ def test_a_mistyped_option_is_blamed_on_its_subcommand(capsys):
     (["leaderboard", "submit", "s", "--team", "A", "--max-submissions", "-1"], "--max-submissions: 0 以上の整数"),
     (["leaderboard", "score", "g", "s", "--max-errors", "0"], "--max-errors: 1 以上の整数にしてください (0)"),
     (["demo", "--pages", "40"], "--pages: 100 以上にしてください (40)"),
+    (["train", "--train", "t", "--dev", "d", "--checkpoint", "c", "--windows", "2", "--max-length", "3"],
+     "--max-length が 4 以上必要です (3)"),
+    (["predict", "--checkpoint", "c", "--input", "i", "--output", "o", "--windows", "2", "--max-length", "3"],
+     "--max-length が 4 以上必要です (3)"),
     (["autograde", "class", "--memory-limit", "abc"], "--memory-limit: メモリの大きさ 'abc' が読めません (例: 4G"),
 ])
 def test_usage_errors_are_in_japanese(capsys, argv, message):
@@ -183,3 +187,11 @@ def test_an_output_that_is_a_folder_is_named_as_the_user_knows_it(tmp_path, caps
     err = capsys.readouterr().err
     assert f"エラー: {tmp_path / 'data' / 'train.jsonl'}: フォルダです (ファイルを指定してください)" in err
     assert ".tmp" not in err
+
+
+def test_train_refuses_a_checkpoint_inside_its_own_output(capsys, tmp_path):
+    """train writes out/best at its first epoch: a checkpoint there would be overwritten."""
+    (tmp_path / "ft" / "best").mkdir(parents=True)
+    err = usage_error(capsys, ["train", "--train", "t", "--dev", "d", "--checkpoint", str(tmp_path / "ft" / "best"),
+                               "--out", str(tmp_path / "ft")])
+    assert "--checkpoint" in err and "の中にあり、学習中に上書きされます" in err

@@ -318,3 +318,24 @@ def test_a_broken_json_line_says_why_without_the_line_end(tmp_path):
     with pytest.raises(DataError) as info:
         parse_json_object('{"page_id": "1", "text": "途中で\n', "p.jsonl", 3)
     assert str(info.value) == "p.jsonl:3: JSON として読めません（26 文字目: Unterminated string starting）"
+
+
+def test_an_error_of_writing_itself_names_the_file_and_others_are_left_alone(tmp_path):
+    """A full disk names no file: the one being written is at fault. An error of what is
+    being written (a broken gzip input read on the way) is not about that file."""
+    import errno
+
+    from solutions.data.records import atomic_writer
+
+    target = tmp_path / "out.jsonl"
+    target.write_text("older\n")
+    with pytest.raises(OSError) as info:
+        with atomic_writer(target) as f:
+            f.write("x")
+            raise OSError(errno.ENOSPC, "No space left on device")
+    assert info.value.filename == str(target) and info.value.errno == errno.ENOSPC
+    with pytest.raises(gzip.BadGzipFile) as info:
+        with atomic_writer(target) as f:
+            raise gzip.BadGzipFile("Not a gzipped file")
+    assert info.value.filename is None
+    assert target.read_text() == "older\n" and [p.name for p in tmp_path.iterdir()] == ["out.jsonl"]

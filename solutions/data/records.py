@@ -302,7 +302,7 @@ def atomic_writer(path) -> Iterator[IO[str]]:
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as e:
-        raise naming(path, e) from None
+        raise os_error_about(path, e) from None
     try:
         with os.fdopen(fd, "wb") as raw:
             # mtime=0: the same content gives the same .gz bytes
@@ -314,12 +314,16 @@ def atomic_writer(path) -> Iterator[IO[str]]:
     except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
-        if isinstance(e, OSError) and e.filename == tmp:  # the user knows the file, not its temporary twin
-            raise naming(path, e) from None
+        if isinstance(e, OSError) and (e.filename == tmp or (e.filename is None and e.errno in WRITE_ERRORS)):
+            raise os_error_about(path, e) from None  # the user knows the file, not its temporary twin
         raise
 
 
-def naming(path, error: OSError) -> OSError:
+# Errors of writing itself (which name no file): the file being written is the one at fault.
+WRITE_ERRORS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+
+
+def os_error_about(path, error: OSError) -> OSError:
     """The same error, about ``path`` (not the temporary file written in its place)."""
     return OSError(error.errno, error.strerror, str(path))
 
