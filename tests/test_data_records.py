@@ -256,7 +256,8 @@ def test_a_file_that_cannot_be_opened_says_why_in_japanese(tmp_path, make, words
     make(path)
     if words.startswith("アクセス") and os.access(path, os.R_OK):
         pytest.skip("root reads any file")
-    assert str(first_error(path)) == f"{path}: {words}" + (" (ファイルを指定してください)" if "フォルダ" in words else "")
+    assert str(first_error(path)) == f"{path}: ファイルを開けません: {words}" + (
+        " (ファイルを指定してください)" if "フォルダ" in words else "")
 
 
 def labeled(n_per_label):

@@ -85,7 +85,7 @@ def iter_lines(path) -> Iterator[tuple[int, str]]:
 def iter_lines_or_errors(path) -> Iterator[tuple[int, str | DataError]]:
     """As ``iter_lines``, but a line that is not UTF-8 comes as its ``DataError``
     and the reading goes on: one bad byte does not lose the rest of the file."""
-    f = _open_lines(path)
+    f = open_lines(path)
     line_number = 0
     with f:
         try:
@@ -101,8 +101,9 @@ def iter_lines_or_errors(path) -> Iterator[tuple[int, str | DataError]]:
             ) from None
 
 
-def _open_lines(path) -> IO[bytes]:
-    """The file as bytes (gunzipped if gzip); a file that cannot be read at all is a ``DataError``."""
+def open_lines(path) -> IO[bytes]:
+    """The file as bytes (gunzipped if gzip); a file that cannot be read at all is a ``DataError``
+    (its ``message`` says why, for a reader that reports it its own way: the scorer)."""
     try:
         with open(path, "rb") as f:
             start = f.read(2)
@@ -110,7 +111,7 @@ def _open_lines(path) -> IO[bytes]:
             raise DataError("UTF-16 で保存されています。UTF-8 で保存し直してください", path=path)
         return gzip.open(path, "rb") if start == GZIP_MAGIC else open(path, "rb")
     except OSError as e:
-        raise DataError(describe_os_error(e), path=path) from None
+        raise DataError(f"ファイルを開けません: {describe_os_error(e)}", path=path) from None
 
 
 def count_nonblank_lines(path) -> int | None:
