@@ -38,8 +38,7 @@ from pathlib import Path, PurePosixPath
 
 import nbformat
 
-from solutions.data import describe_os_error
-
+from .cli_messages import os_problem
 from .notebooks import META_KEY
 
 MAX_NOTEBOOK_BYTES = 64 * 2**20
@@ -171,7 +170,7 @@ def read_notebook(path: Path):
             return None, f"ファイルが大きすぎます ({size // 2**20} MiB)"
         raw = path.read_bytes()
     except OSError as e:  # a folder named *.ipynb, a broken link, no permission
-        return None, f"読めません: {describe_os_error(e)}"
+        return None, f"読めません: {os_problem(e)}"
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:

@@ -195,3 +195,11 @@ def test_train_refuses_a_checkpoint_inside_its_own_output(capsys, tmp_path):
     err = usage_error(capsys, ["train", "--train", "t", "--dev", "d", "--checkpoint", str(tmp_path / "ft" / "best"),
                                "--out", str(tmp_path / "ft")])
     assert "--checkpoint" in err and "の中にあり、学習中に上書きされます" in err
+
+
+def test_the_graders_os_error_words_are_the_readers():
+    """The grader keeps a copy (it runs without solutions): the two say the same."""
+    from autograder.cli_messages import OS_ERRORS
+    from solutions.data.records import OS_ERROR_REASONS
+
+    assert OS_ERRORS == OS_ERROR_REASONS
