@@ -108,13 +108,17 @@ def safe_extract(archive: Path, target: Path) -> list[tuple[str, str]]:
                 continue
             total += info.file_size
             dest = target.joinpath(*name.parts)
-            dest.parent.mkdir(parents=True, exist_ok=True)
             try:
+                dest.parent.mkdir(parents=True, exist_ok=True)
                 with zf.open(info) as src, open(dest, "wb") as out:
                     shutil.copyfileobj(src, out)
             except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as e:
-                dest.unlink(missing_ok=True)  # a damaged member, an unsupported compression, a password
+                remove_partial(dest)  # a damaged member, an unsupported compression, a password
                 skipped.append((info.filename, f"zip から取り出せません (壊れているか暗号化されています): {e}"))
+                continue
+            except OSError as e:  # a file and a folder of one name ("hw", "hw/x.ipynb"), a name too long, a full disk
+                remove_partial(dest)
+                skipped.append((info.filename, f"展開できませんでした: {describe_os_error(e)}"))
                 continue
             try:  # keep the member's time: the newest of two copies is the one graded
                 stamp = time.mktime(info.date_time + (0, 0, -1))
@@ -122,6 +126,16 @@ def safe_extract(archive: Path, target: Path) -> list[tuple[str, str]]:
             except (OverflowError, ValueError, OSError):
                 pass
     return skipped
+
+
+def remove_partial(dest: Path) -> None:
+    """Remove what a failed extraction left at `dest`, if it can (a folder or a name
+    too long to use is left as it is)."""
+    try:
+        if not dest.is_dir():
+            dest.unlink(missing_ok=True)
+    except OSError:
+        pass
 
 
 def submission_files(folder: Path) -> list[tuple[PurePosixPath, Path]]:
