@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -70,6 +71,21 @@ def test_a_course_that_is_not_a_zip_is_named(tmp_path, capsys):
     assert cli.main(argv) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"エラー: {course}: zip として読めません") and "File is not" not in err, err
+
+
+def test_a_course_with_a_member_that_cannot_be_written_is_named(tmp_path, capsys):
+    """A bundle whose member cannot be extracted (a file "course" and a member under
+    "course/"): the member and why, not an error from the grader's work folder."""
+    course = tmp_path / "course.zip"
+    with zipfile.ZipFile(course, "w") as zf:
+        zf.writestr("course", "a file")
+        zf.writestr("course/gradebook.db", "")
+    argv = ["autograde", str(tmp_path / "class"), "--out", str(tmp_path / "out"), "--course", str(course)]
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"エラー: {course}: 展開できないファイルがあります: course/gradebook.db "
+                          "(展開できませんでした: 同じ名前のファイルがあります)"), err
+    assert "bw-grade" not in err
 
 
 def test_help_is_in_japanese():

@@ -24,7 +24,8 @@ GZIP_MAGIC = b"\x1f\x8b"
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 OS_ERROR_REASONS = {errno.ENOENT: "見つかりません", errno.EISDIR: "フォルダです (ファイルを指定してください)",
                     errno.ENOTDIR: "途中にフォルダでないものがあります", errno.EEXIST: "同じ名前のファイルがあります",
-                    errno.EACCES: "アクセスする権限がありません", errno.ENOSPC: "ディスクがいっぱいです"}
+                    errno.EACCES: "アクセスする権限がありません", errno.ENOSPC: "ディスクがいっぱいです",
+                    errno.ENAMETOOLONG: "名前が長すぎます"}
 
 
 @dataclass
