@@ -48,7 +48,8 @@ def invalid_choice(option: str, value: str, choices) -> str:
 # keeps this copy of solutions.data.records.OS_ERROR_REASONS (a test keeps them equal).
 OS_ERRORS = {errno.ENOENT: "見つかりません", errno.EISDIR: "フォルダです (ファイルを指定してください)",
              errno.ENOTDIR: "途中にフォルダでないものがあります", errno.EEXIST: "同じ名前のファイルがあります",
-             errno.EACCES: "アクセスする権限がありません", errno.ENOSPC: "ディスクがいっぱいです"}
+             errno.EACCES: "アクセスする権限がありません", errno.ENOSPC: "ディスクがいっぱいです",
+             errno.ENAMETOOLONG: "名前が長すぎます"}
 
 
 def os_problem(e: OSError) -> str:

@@ -117,7 +117,7 @@ def safe_extract(archive: Path, target: Path) -> list[tuple[str, str]]:
                 continue
             except OSError as e:  # a file and a folder of one name ("hw", "hw/x.ipynb"), a name too long, a full disk
                 remove_partial(dest)
-                skipped.append((info.filename, f"展開できませんでした: {describe_os_error(e)}"))
+                skipped.append((info.filename, f"展開できませんでした: {os_problem(e)}"))
                 continue
             try:  # keep the member's time: the newest of two copies is the one graded
                 stamp = time.mktime(info.date_time + (0, 0, -1))
