@@ -113,7 +113,21 @@ def add_train_command(sub) -> None:
                         "最初の 2 回でグラフを作ります (最初のコンパイルに 1〜2 分)。--compile を含みます。"
                         "記事全文のような長い入力では --compile が速いことも)")
     add_unpad_option(p)
-    p.set_defaults(func=pipeline.run_train)
+    p.set_defaults(func=pipeline.run_train, check_usage=train_usage_problem)
+
+
+def train_usage_problem(args) -> str | None:
+    checkpoint, out = Path(args.checkpoint).resolve(), Path(args.out).resolve()
+    if Path(args.checkpoint).is_dir() and checkpoint.is_relative_to(out):
+        return (f"--checkpoint ({args.checkpoint}) が --out ({args.out}) の中にあり、学習中に上書きされます。"
+                "別の --out を指定してください")
+    return windows_problem(args)
+
+
+def windows_problem(args) -> str | None:
+    if (args.windows or 1) > 1 and args.max_length < 4:
+        return f"--windows で区間に分けて読むには --max-length が 4 以上必要です ({args.max_length})"
+    return None
 
 
 def add_predict_command(sub) -> None:
@@ -133,7 +147,7 @@ def add_predict_command(sub) -> None:
     p.add_argument("--threshold", type=fraction, default=0.5, help="複数ラベルのしきい値")
     p.add_argument("--device", default="auto", type=device_name, help="auto / cpu / cuda")
     add_unpad_option(p)
-    p.set_defaults(func=pipeline.run_predict)
+    p.set_defaults(func=pipeline.run_predict, check_usage=windows_problem)
 
 
 def add_score_command(sub) -> None:

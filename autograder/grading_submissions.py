@@ -38,8 +38,7 @@ from pathlib import Path, PurePosixPath
 
 import nbformat
 
-from solutions.data import describe_os_error
-
+from .cli_messages import os_problem
 from .notebooks import META_KEY
 
 MAX_NOTEBOOK_BYTES = 64 * 2**20
@@ -108,13 +107,17 @@ def safe_extract(archive: Path, target: Path) -> list[tuple[str, str]]:
                 continue
             total += info.file_size
             dest = target.joinpath(*name.parts)
-            dest.parent.mkdir(parents=True, exist_ok=True)
             try:
+                dest.parent.mkdir(parents=True, exist_ok=True)
                 with zf.open(info) as src, open(dest, "wb") as out:
                     shutil.copyfileobj(src, out)
             except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as e:
-                dest.unlink(missing_ok=True)  # a damaged member, an unsupported compression, a password
+                remove_partial(dest)  # a damaged member, an unsupported compression, a password
                 skipped.append((info.filename, f"zip から取り出せません (壊れているか暗号化されています): {e}"))
+                continue
+            except OSError as e:  # a file and a folder of one name ("hw", "hw/x.ipynb"), a name too long, a full disk
+                remove_partial(dest)
+                skipped.append((info.filename, f"展開できませんでした: {os_problem(e)}"))
                 continue
             try:  # keep the member's time: the newest of two copies is the one graded
                 stamp = time.mktime(info.date_time + (0, 0, -1))
@@ -122,6 +125,16 @@ def safe_extract(archive: Path, target: Path) -> list[tuple[str, str]]:
             except (OverflowError, ValueError, OSError):
                 pass
     return skipped
+
+
+def remove_partial(dest: Path) -> None:
+    """Remove what a failed extraction left at `dest`, if it can (a folder or a name
+    too long to use is left as it is)."""
+    try:
+        if not dest.is_dir():
+            dest.unlink(missing_ok=True)
+    except OSError:
+        pass
 
 
 def submission_files(folder: Path) -> list[tuple[PurePosixPath, Path]]:
@@ -171,7 +184,7 @@ def read_notebook(path: Path):
             return None, f"ファイルが大きすぎます ({size // 2**20} MiB)"
         raw = path.read_bytes()
     except OSError as e:  # a folder named *.ipynb, a broken link, no permission
-        return None, f"読めません: {describe_os_error(e)}"
+        return None, f"読めません: {os_problem(e)}"
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -455,27 +468,45 @@ class Collector:
                 skipped = safe_extract(path, folder)
             except zipfile.BadZipFile as e:
                 return self.add_file(path, PurePosixPath(path.name), path.name, problem=f"zip として読めません (壊れています: {e})")
-            for member, why in skipped:  # reported as the student's submission, never dropped
-                name = PurePosixPath(member.replace("\\", "/")).name
-                if name.endswith((".ipynb", ".zip")):
-                    self.add_file(path, PurePosixPath(name), f"{path.name}/{member}", problem=why)
-            self.add_folder(folder, label=path.name)
+            left_out = []  # reported as the student's submission, never dropped
+            for member, why in skipped:
+                name = PurePosixPath(member.replace("\\", "/"))
+                if not name.name.endswith((".ipynb", ".zip")):
+                    continue
+                if name.is_absolute() or ".." in name.parts:  # no place in the submissions: its name only
+                    self.add_file(path, PurePosixPath(name.name), f"{path.name}/{member}", problem=why)
+                else:
+                    left_out.append((name, f"{path.name}/{member}", why))
+            self.add_folder(folder, label=path.name, left_out=left_out)
         elif path.is_file():
             self.add_file(path, PurePosixPath(path.name), label=path.name)
         else:
             self.add_folder(path, label=path.name)
 
-    def add_folder(self, folder: Path, label: str) -> None:
+    def add_folder(self, folder: Path, label: str, left_out: list[tuple[PurePosixPath, str, str]] = ()) -> None:
+        """Every submission under `folder`. `left_out`: (path inside `folder`, label, why)
+        of the zip members that were not extracted there; each is reported as the
+        submission its place names, as it would have been had it been extracted."""
         root = submission_root(folder)
+        if root != folder:  # only submitted/ is read; a member left out elsewhere keeps its name
+            for rel, source, why in left_out:
+                if rel.parts[0] != root.name:
+                    self.add_file(folder / rel, PurePosixPath(rel.name), source, problem=why)
+            left_out = [(PurePosixPath(*rel.parts[1:]), source, why) for rel, source, why in left_out
+                        if rel.parts[0] == root.name]
         files = submission_files(root)
+        places = [rel for rel, _ in files] + [rel for rel, _, _ in left_out]
         # A zip often wraps everything in one folder: look inside it.
-        tops = {rel.parts[0] for rel, _ in files}
-        if len(tops) == 1 and all(len(rel.parts) > 1 for rel, _ in files):
+        tops = {rel.parts[0] for rel in places}
+        if len(tops) == 1 and all(len(rel.parts) > 1 for rel in places):
             inner = root / next(iter(tops))
-            if (inner / "submitted").is_dir() or all(len(rel.parts) in (2, 4) for rel, _ in files):
-                return self.add_folder(inner, f"{label}/{inner.name}")
+            if (inner / "submitted").is_dir() or all(len(rel.parts) in (2, 4) for rel in places):
+                return self.add_folder(inner, f"{label}/{inner.name}",
+                                       [(PurePosixPath(*rel.parts[1:]), source, why) for rel, source, why in left_out])
         for rel, path in files:
             self.add_file(path, rel, label=f"{label}/{rel}", problem=INNER_ZIP if rel.suffix == ".zip" else None)
+        for rel, source, why in left_out:  # `root / rel` was never written: only its place is used
+            self.add_file(root / rel, rel, source, problem=why)
 
     def add_file(self, path: Path, rel: PurePosixPath, label: str, problem: str | None = None) -> None:
         """One submission: the notebook at `path`, or a file that cannot be one (`problem`),
@@ -486,10 +517,10 @@ class Collector:
         if len(parts) >= 3:  # nbgrader: <student>/<assignment>/<notebook>.ipynb
             student, folder_assignment = clean_id(parts[-3]), parts[-2]
             assignment = folder_assignment
-            stamp = path.parent / "timestamp.txt"
-            if stamp.is_file():
+            stamp = path.parent / "timestamp.txt"  # os.path: False, not an error, for a name too long
+            if os.path.isfile(stamp):
                 timestamp = readable_timestamp(stamp.read_text(encoding="utf-8", errors="replace").strip())
-            if rel.stem != assignment and (path.parent / f"{assignment}.ipynb").exists():
+            if rel.stem != assignment and os.path.exists(path.parent / f"{assignment}.ipynb"):
                 return  # another notebook (or a zip) next to the assignment's own one
         else:
             stem = rel.stem

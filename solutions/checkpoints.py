@@ -7,7 +7,6 @@ the two functions below translate between them and Hugging Face's names.
 """
 from __future__ import annotations
 
-import json
 import re
 import sys
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from .config import BertConfig
+from .config import BertConfig, read_json_object
 from .models import BertForMaskedLM, BertForSequenceClassification, BertModel
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -164,16 +163,26 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
 
 
 def read_shards(index_path: Path) -> dict[str, torch.Tensor]:
-    try:
-        shards = set(json.loads(index_path.read_text(encoding="utf-8"))["weight_map"].values())
-    except (json.JSONDecodeError, KeyError, AttributeError) as e:
-        raise CheckpointError(f"{index_path}: weight_map が読めません ({type(e).__name__})") from None
     state = {}
-    for shard in sorted(shards):
+    for shard in shard_names(index_path):
         if not (index_path.parent / shard).is_file():
             raise CheckpointError(f"{index_path}: そこに書かれた重みファイル {shard} がありません")
         state.update(read_weights(index_path.parent / shard))
     return state
+
+
+def shard_names(index_path: Path) -> list[str]:
+    """The weight files an index names in its weight_map: plain file names beside it."""
+    weight_map = read_json_object(index_path).get("weight_map")
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise CheckpointError(f"{index_path}: weight_map (重みの名前 → ファイル名) がありません")
+    names = sorted({name for name in weight_map.values() if isinstance(name, str)})
+    bad = [name for name in weight_map.values() if not isinstance(name, str)] + [
+        name for name in names if Path(name).name != name or not name.endswith((".safetensors", ".bin"))]
+    if bad:
+        raise CheckpointError(f"{index_path}: weight_map のファイル名が不正です ({bad[0]!r})。"
+                              "同じフォルダの .safetensors か .bin のファイル名にしてください")
+    return names
 
 
 def with_tied_names(hf_state: dict[str, torch.Tensor], weights_path: Path) -> dict[str, torch.Tensor]:
@@ -266,11 +275,12 @@ def load_model(name_or_path, model_class=BertModel, *, labels=None, multi_label=
 
 
 def check_vocab(tokenizer, model, directory) -> None:
-    """The tokenizer's vocabulary is the one the model's embeddings were made for."""
-    if tokenizer.vocab_size != model.config.vocab_size:
+    """Every id of the tokenizer has a row in the model's embeddings (a model may have
+    more rows than tokens: some pad the matrix to a round size)."""
+    if tokenizer.vocab_size > model.config.vocab_size:
         raise CheckpointError(
             f"{directory}: vocab.txt の語彙数 ({tokenizer.vocab_size}) が config.json の "
-            f"vocab_size ({model.config.vocab_size}) と一致しません")
+            f"vocab_size ({model.config.vocab_size}) より多く、埋め込みのない ID があります")
 
 
 def save_model(model, directory, tokenizer=None) -> Path:

@@ -7,6 +7,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
+def read_json_object(path: Path) -> dict:
+    """A JSON file that holds one object ({...}), as config.json and tokenizer_config.json
+    do; a broken one is named with its line."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}:{e.lineno}: JSON として読めません ({e.colno} 文字目)") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: UTF-8 として読めません ({e.start + 1} バイト目)") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{path}: JSON のオブジェクト ({{...}}) ではありません ({type(value).__name__})")
+    return value
+
+
 @dataclass
 class BertConfig:
     vocab_size: int = 32768
@@ -34,8 +48,10 @@ class BertConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} は 1 以上の整数です ({value!r})")
-        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
+        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout"):
             value = getattr(self, name)
+            if name == "classifier_dropout" and value is None:  # None: hidden_dropout_prob
+                continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
                 raise ValueError(f"{name} は 0 以上 1 以下の数です ({value!r})")
         if self.hidden_size % self.num_attention_heads:
@@ -85,12 +101,7 @@ class BertConfig:
     @classmethod
     def load(cls, path: str | Path) -> "BertConfig":
         path = Path(path)
-        try:
-            d = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}:{e.lineno}: config.json が JSON として読めません: {e.msg}") from None
-        if not isinstance(d, dict):
-            raise ValueError(f"{path}: JSON のオブジェクト ({{...}}) ではありません ({type(d).__name__})")
+        d = read_json_object(path)
         if d.get("model_type", "bert") != "bert":
             raise ValueError(f"{path}: model_type が 'bert' ではありません ({d['model_type']!r})")
         unsupported = cls.unsupported_settings(d)

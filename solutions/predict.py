@@ -163,6 +163,9 @@ def predict_file(checkpoint, records, output_path, *, output_format="auto", syst
         for row in rows:
             counter["pages"] += 1
             yield row
+        if counter["pages"] == 0:  # raised while writing: no empty submission, and an older file stays
+            raise DataError(f"予測できるページが入力に 1 件もありませんでした (入力の警告を見てください)。"
+                            f"{output_path} は書いていません")
 
     if output_format == "shinra":
         rows = ((r.page_id, r.title, scored) for r, scored in stream)
@@ -170,9 +173,5 @@ def predict_file(checkpoint, records, output_path, *, output_format="auto", syst
     else:
         rows = (answer_row(r.page_id, scored) for r, scored in stream)
         write_json_lines(output_path, counted(rows))
-    if counter["pages"] == 0:  # an empty submission would only score 0 later
-        Path(output_path).unlink(missing_ok=True)
-        raise DataError(f"予測できるページが入力に 1 件もありませんでした (入力の警告を見てください)。"
-                        f"{output_path} は書いていません")
     print(f"{counter['pages']} ページの予測を {output_path} に書きました ({output_format} 形式)", file=sys.stderr)
     return {"pages": counter["pages"], "output": str(output_path), "format": output_format}

@@ -27,6 +27,8 @@ from contextlib import contextmanager
 from functools import lru_cache, partial
 from pathlib import Path
 
+from .config import read_json_object
+
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]  # Tohoku layout: ids 0..4
 PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID = 0, 1, 2, 3, 4
 
@@ -237,10 +239,14 @@ class Tokenizer:
         """Open a Hugging Face directory (vocab.txt + tokenizer_config.json)."""
         directory = Path(directory)
         config_path = directory / "tokenizer_config.json"
-        if not config_path.exists():  # transformers would open vocab.txt as an English BertTokenizer
+        if not config_path.exists():  # where the MeCab + WordPiece settings are written
             raise ValueError(f"{config_path} がありません。transformers はこのフォルダのトークナイザを "
-                             "BertJapaneseTokenizer ではなく (英語用の) BertTokenizer として開きます")
-        check_tokenizer_config(read_json_object(config_path), config_path)
+                             "MeCab + WordPiece の BertJapaneseTokenizer として開けません")
+        config = read_json_object(config_path)
+        if "tokenizer_class" not in config and (directory / "config.json").exists():
+            # older models (cl-tohoku/bert-base-japanese-v2) name the class in config.json, as transformers reads
+            config["tokenizer_class"] = read_json_object(directory / "config.json").get("tokenizer_class")
+        check_tokenizer_config(config, config_path)
         return cls.from_vocab_file(directory / "vocab.txt")
 
     def save(self, directory) -> Path:
@@ -455,21 +461,11 @@ def to_tensors(batch: dict, padding) -> dict:
     return {key: torch.tensor(rows, dtype=torch.long) for key, rows in batch.items()}
 
 
-def read_json_object(path: Path) -> dict:
-    """A JSON file that holds one object ({...}); a broken one is named with its line."""
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        where = f"{e.lineno} 行 {e.colno} 文字目" if isinstance(e, json.JSONDecodeError) else "UTF-8 でない文字"
-        raise ValueError(f"{path}: JSON として読めません ({where})") from None
-    if not isinstance(value, dict):
-        raise ValueError(f"{path}: JSON のオブジェクト ({{...}}) ではありません ({type(value).__name__})")
-    return value
-
-
 def check_tokenizer_config(config: dict, source) -> None:
     """Refuse a tokenizer_config.json whose settings this module does not implement
     (each would make transformers' ids or layout differ from ours)."""
+    given = config.get("mecab_kwargs") or {}
+    mecab = given if isinstance(given, dict) else {}  # not an object: reported as mecab_kwargs
     actual = {
         "tokenizer_class": config.get("tokenizer_class"),
         "do_word_tokenize": config.get("do_word_tokenize", True),
@@ -480,14 +476,15 @@ def check_tokenizer_config(config: dict, source) -> None:
         "word_tokenizer_type": config.get("word_tokenizer_type", "basic"),
         "subword_tokenizer_type": config.get("subword_tokenizer_type", "wordpiece"),
         "do_lower_case": config.get("do_lower_case", False),
-        "mecab_dic": (config.get("mecab_kwargs") or {}).get("mecab_dic", "unidic_lite"),
-        "mecab_option": (config.get("mecab_kwargs") or {}).get("mecab_option"),
-        "normalize_text": (config.get("mecab_kwargs") or {}).get("normalize_text", True),
+        "mecab_kwargs": type(given).__name__,
+        "mecab_dic": mecab.get("mecab_dic", "unidic_lite"),
+        "mecab_option": mecab.get("mecab_option"),
+        "normalize_text": mecab.get("normalize_text", True),
     }
     expected = {"tokenizer_class": "BertJapaneseTokenizer", "do_word_tokenize": True, "do_subword_tokenize": True,
                 "split_special_tokens": False, "truncation_side": "right", "padding_side": "right",
                 "word_tokenizer_type": "mecab", "subword_tokenizer_type": "wordpiece",
-                "do_lower_case": False, "mecab_dic": "unidic_lite", "mecab_option": None,
+                "do_lower_case": False, "mecab_kwargs": "dict", "mecab_dic": "unidic_lite", "mecab_option": None,
                 "normalize_text": True}
     wrong = [f"{key}={actual[key]!r}" for key in expected if actual[key] != expected[key]]
     if wrong:

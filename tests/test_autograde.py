@@ -136,6 +136,28 @@ def test_a_folder_or_a_broken_link_named_like_a_notebook_is_a_reason(tmp_path):
     assert read_notebook(tmp_path / "link.ipynb") == (None, "読めません: 見つかりません")
 
 
+@pytest.mark.parametrize("wrapper", ["", "class/", "class/submitted/"])
+def test_a_zip_member_left_out_is_credited_to_its_student(tmp_path, monkeypatch, wrapper):
+    """A member not extracted (here: over the size limit) is named by its place in the
+    zip, as an extracted one is: bob's row is bob's, not "unknown"'s."""
+    import autograder.grading_submissions as submissions
+
+    release = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    small = nbformat.writes(release)
+    monkeypatch.setattr(submissions, "MAX_ZIP_BYTES", 2 * len(small.encode()))
+    archive = tmp_path / "class.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr(f"{wrapper}alice/03_embeddings/03_embeddings.ipynb", small)
+        zf.writestr(f"{wrapper}bob/03_embeddings/03_embeddings.ipynb", small + " " * len(small) * 2)
+    found = collect_submissions([archive], {"03_embeddings"}, tmp_path / "inbox", {"03_embeddings": release})
+    by = {s.student: s for s in found}
+    assert set(by) == {"alice", "bob"}, [(s.student, s.source) for s in found]
+    assert by["alice"].gradable and by["alice"].assignment == "03_embeddings"
+    assert by["bob"].status == "invalid_notebook" and "大きすぎる" in by["bob"].reason
+    assert by["bob"].assignment == "03_embeddings"
+    assert by["bob"].source == f"class.zip/{wrapper}bob/03_embeddings/03_embeddings.ipynb"
+
+
 def test_tampering_is_detected_and_repaired_before_grading(tmp_path, course):
     release = read(course, "release", "01_basics")
     releases = {"01_basics": release}
@@ -241,17 +263,22 @@ def test_files_that_cannot_be_graded_are_reported_and_the_rest_is_graded(tmp_pat
     (flat / "link.ipynb").symlink_to(tmp_path / "nowhere.ipynb")
     with zipfile.ZipFile(flat / "inner.zip", "w") as zf:
         zf.writestr("inner.ipynb", nbformat.writes(full))
+    long_name = "a" * 300  # longer than a file name may be
     with zipfile.ZipFile(tmp_path / "class.zip", "w") as zf:
         zf.writestr("../../evil.ipynb", nbformat.writes(full))
+        zf.writestr("hw", "a file where the next member needs a folder")
+        zf.writestr("hw/01_basics.ipynb", nbformat.writes(full))
+        zf.writestr(f"{long_name}.ipynb", nbformat.writes(full))
     out = tmp_path / "out"
     autograde([flat, tmp_path / "class.zip"], out, ["01_basics"], course=course, workers=1)
     rows = {r["student"]: r for r in read_csv(out / "grades.csv")}
-    assert set(rows) == {"broken", "stripped", "folder", "link", "inner", "evil"}
+    assert set(rows) == {"broken", "stripped", "folder", "link", "inner", "evil", "hw", long_name[:64]}
     for student in ("broken", "stripped"):
         assert rows[student]["status"] == "graded" and float(rows[student]["score"]) == 8, rows[student]
         assert "配布版から復元しました" in rows[student]["reason"] and "がありません" not in rows[student]["reason"]
     for student, reason in (("folder", "フォルダです"), ("link", "見つかりません"), ("inner", "zip の中の zip"),
-                            ("evil", "フォルダの外")):
+                            ("evil", "フォルダの外"), ("hw", "展開できませんでした: 同じ名前のファイルがあります"),
+                            (long_name[:64], "展開できませんでした: 名前が長すぎます")):
         assert rows[student]["status"] == "invalid_notebook" and reason in rows[student]["reason"], rows[student]
     assert rows["evil"]["file"] == "class.zip/../../evil.ipynb" and not (tmp_path.parent / "evil.ipynb").exists()
     assert (out / "feedback" / "broken" / "01_basics.html").is_file()

@@ -202,3 +202,30 @@ def test_a_damaged_weights_file_is_named(tmp_path, name, damage):
     (tmp_path / name).write_bytes(damage(data))
     with pytest.raises(CheckpointError, match=rf"{name}: 重みファイルが読めません \(壊れているか、途中で切れています"):
         load_model(tmp_path, BertModel)
+
+
+@pytest.mark.parametrize("index,message", [
+    ("[1]", r"JSON のオブジェクト"),
+    (b"\xff\xfe", r"UTF-8 として読めません"),
+    ('{"weight_map": {"a": 5}}', r"weight_map のファイル名が不正です \(5\)"),
+    ('{"weight_map": {"a": "model.safetensors.index.json"}}', r"weight_map のファイル名が不正です"),
+    ('{"weight_map": {"a": "../model.safetensors"}}', r"weight_map のファイル名が不正です"),
+    ('{"metadata": {}}', r"weight_map \(重みの名前 → ファイル名\) がありません"),
+])
+def test_a_broken_shard_index_is_named(tmp_path, index, message):
+    BertModel(BertConfig(**TINY)).config.save(tmp_path / "config.json")
+    path = tmp_path / "model.safetensors.index.json"
+    path.write_bytes(index if isinstance(index, bytes) else index.encode())
+    with pytest.raises(ValueError, match=r"model\.safetensors\.index\.json: .*" + message):
+        load_model(tmp_path, BertModel)
+
+
+def test_config_json_not_utf8_and_a_classifier_dropout_out_of_range_are_named(tmp_path):
+    save_model(BertModel(BertConfig(**TINY)), tmp_path)
+    good = (tmp_path / "config.json").read_bytes()
+    (tmp_path / "config.json").write_bytes(good[:10] + b"\xff" + good[10:])
+    with pytest.raises(ValueError, match=r"config\.json: UTF-8 として読めません \(11 バイト目\)"):
+        load_model(tmp_path, BertModel)
+    (tmp_path / "config.json").write_text(json.dumps({**json.loads(good), "classifier_dropout": 1.5}))
+    with pytest.raises(ValueError, match=r"config\.json: .*classifier_dropout は 0 以上 1 以下の数です \(1.5\)"):
+        load_model(tmp_path, BertModel)

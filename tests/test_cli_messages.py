@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,10 @@ def test_a_mistyped_option_is_blamed_on_its_subcommand(capsys):
     (["leaderboard", "submit", "s", "--team", "A", "--max-submissions", "-1"], "--max-submissions: 0 以上の整数"),
     (["leaderboard", "score", "g", "s", "--max-errors", "0"], "--max-errors: 1 以上の整数にしてください (0)"),
     (["demo", "--pages", "40"], "--pages: 100 以上にしてください (40)"),
+    (["train", "--train", "t", "--dev", "d", "--checkpoint", "c", "--windows", "2", "--max-length", "3"],
+     "--max-length が 4 以上必要です (3)"),
+    (["predict", "--checkpoint", "c", "--input", "i", "--output", "o", "--windows", "2", "--max-length", "3"],
+     "--max-length が 4 以上必要です (3)"),
     (["autograde", "class", "--memory-limit", "abc"], "--memory-limit: メモリの大きさ 'abc' が読めません (例: 4G"),
 ])
 def test_usage_errors_are_in_japanese(capsys, argv, message):
@@ -66,6 +71,21 @@ def test_a_course_that_is_not_a_zip_is_named(tmp_path, capsys):
     assert cli.main(argv) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"エラー: {course}: zip として読めません") and "File is not" not in err, err
+
+
+def test_a_course_with_a_member_that_cannot_be_written_is_named(tmp_path, capsys):
+    """A bundle whose member cannot be extracted (a file "course" and a member under
+    "course/"): the member and why, not an error from the grader's work folder."""
+    course = tmp_path / "course.zip"
+    with zipfile.ZipFile(course, "w") as zf:
+        zf.writestr("course", "a file")
+        zf.writestr("course/gradebook.db", "")
+    argv = ["autograde", str(tmp_path / "class"), "--out", str(tmp_path / "out"), "--course", str(course)]
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"エラー: {course}: 展開できないファイルがあります: course/gradebook.db "
+                          "(展開できませんでした: 同じ名前のファイルがあります)"), err
+    assert "bw-grade" not in err
 
 
 def test_help_is_in_japanese():
@@ -183,3 +203,19 @@ def test_an_output_that_is_a_folder_is_named_as_the_user_knows_it(tmp_path, caps
     err = capsys.readouterr().err
     assert f"エラー: {tmp_path / 'data' / 'train.jsonl'}: フォルダです (ファイルを指定してください)" in err
     assert ".tmp" not in err
+
+
+def test_train_refuses_a_checkpoint_inside_its_own_output(capsys, tmp_path):
+    """train writes out/best at its first epoch: a checkpoint there would be overwritten."""
+    (tmp_path / "ft" / "best").mkdir(parents=True)
+    err = usage_error(capsys, ["train", "--train", "t", "--dev", "d", "--checkpoint", str(tmp_path / "ft" / "best"),
+                               "--out", str(tmp_path / "ft")])
+    assert "--checkpoint" in err and "の中にあり、学習中に上書きされます" in err
+
+
+def test_the_graders_os_error_words_are_the_readers():
+    """The grader keeps a copy (it runs without solutions): the two say the same."""
+    from autograder.cli_messages import OS_ERRORS
+    from solutions.data.records import OS_ERROR_REASONS
+
+    assert OS_ERRORS == OS_ERROR_REASONS

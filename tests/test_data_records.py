@@ -256,7 +256,8 @@ def test_a_file_that_cannot_be_opened_says_why_in_japanese(tmp_path, make, words
     make(path)
     if words.startswith("アクセス") and os.access(path, os.R_OK):
         pytest.skip("root reads any file")
-    assert str(first_error(path)) == f"{path}: {words}" + (" (ファイルを指定してください)" if "フォルダ" in words else "")
+    assert str(first_error(path)) == f"{path}: ファイルを開けません: {words}" + (
+        " (ファイルを指定してください)" if "フォルダ" in words else "")
 
 
 def labeled(n_per_label):
@@ -318,3 +319,24 @@ def test_a_broken_json_line_says_why_without_the_line_end(tmp_path):
     with pytest.raises(DataError) as info:
         parse_json_object('{"page_id": "1", "text": "途中で\n', "p.jsonl", 3)
     assert str(info.value) == "p.jsonl:3: JSON として読めません（26 文字目: Unterminated string starting）"
+
+
+def test_an_error_of_writing_itself_names_the_file_and_others_are_left_alone(tmp_path):
+    """A full disk names no file: the one being written is at fault. An error of what is
+    being written (a broken gzip input read on the way) is not about that file."""
+    import errno
+
+    from solutions.data.records import atomic_writer
+
+    target = tmp_path / "out.jsonl"
+    target.write_text("older\n")
+    with pytest.raises(OSError) as info:
+        with atomic_writer(target) as f:
+            f.write("x")
+            raise OSError(errno.ENOSPC, "No space left on device")
+    assert info.value.filename == str(target) and info.value.errno == errno.ENOSPC
+    with pytest.raises(gzip.BadGzipFile) as info:
+        with atomic_writer(target) as f:
+            raise gzip.BadGzipFile("Not a gzipped file")
+    assert info.value.filename is None
+    assert target.read_text() == "older\n" and [p.name for p in tmp_path.iterdir()] == ["out.jsonl"]

@@ -286,3 +286,14 @@ def test_many_bad_lines_are_warned_one_by_one_then_counted(tmp_path):
         assert [r.page_id for r in read_shinra_inputs(inputs, tmp_path / "dump.json")] == ["1"]
     messages = [str(w.message) for w in caught]
     assert len(messages) == 21 and messages[-1] == f"{inputs}: ほかに 5 行に同じような問題があります"
+
+
+def test_an_input_file_without_a_good_page_is_an_error(tmp_path):
+    """As for a training file: every line broken is not an empty task."""
+    inputs = write_official_lines(tmp_path / "inputs.jsonl", ["{broken", "{broken"])
+    write_cirrus_dump(tmp_path / "dump.json", [("1", "題1", "本文1")])
+    for read in (lambda: count_input_pages(inputs), lambda: list(read_shinra_inputs(inputs, tmp_path / "dump.json"))):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with pytest.raises(DataError, match=r"inputs\.jsonl: ページが 1 件もありません（2 行すべてにエラーがあります）"):
+                read()

@@ -490,6 +490,17 @@ def test_cli_without_a_board(tmp_path, gold, capsys):
     assert "まだ提出がありません" in (tmp_path / "out" / "leaderboard.html").read_text("utf-8")
 
 
+def test_cli_a_folder_as_the_board_is_named_by_every_command(tmp_path, gold, capsys):
+    """--db FOLDER: submit (with --gold or without) says it is a folder, as show does."""
+    a = submission(tmp_path, "a", 1, 1)
+    for extra in ([], ["--gold", str(gold)]):
+        assert cli.main(["submit", str(a), "--team", "A", "--db", str(tmp_path), *extra]) == 1
+        err = capsys.readouterr().err
+        assert err == f"{tmp_path}: フォルダです (リーダーボードのファイルを --db で指定してください)\n", err
+    assert cli.main(["submit", str(a), "--team", "A", "--db", str(tmp_path / "none.sqlite3")]) == 1
+    assert "--gold" in capsys.readouterr().err and not (tmp_path / "none.sqlite3").exists()
+
+
 def simple_file(path: Path, labels: dict) -> Path:
     path.write_text("".join(json.dumps({"page_id": p, "labels": x}) + "\n" for p, x in labels.items()))
     return path

@@ -240,3 +240,19 @@ def test_a_damaged_token_cache_is_warned_about_and_made_again(tmp_path, records,
     with pytest.warns(UserWarning, match=f"{cache}: トークン ID のキャッシュが壊れていて読めません"):
         assert encode_records(tokenizer, records, 48, cache_dir=tmp_path) == fresh
     assert torch.load(cache, weights_only=True) == fresh  # written again
+
+
+def test_no_page_to_predict_keeps_an_older_output_file(tmp_path, records, tokenizer):
+    """The error comes while the file is written: the older file stays as it was."""
+    from solutions.checkpoints import save_model
+    from solutions.data import DataError
+    from solutions.predict import predict_file
+
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1,
+                        num_attention_heads=2, intermediate_size=32, labels=["a", "b"])
+    save_model(BertForSequenceClassification(config), tmp_path / "ckpt", tokenizer)
+    (tmp_path / "out.jsonl").write_text("older\n")
+    with pytest.raises(DataError, match=r"1 件もありませんでした.*out\.jsonl は書いていません"):
+        predict_file(tmp_path / "ckpt", [], tmp_path / "out.jsonl", output_format="simple", device="cpu")
+    assert (tmp_path / "out.jsonl").read_text() == "older\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt", "out.jsonl"]

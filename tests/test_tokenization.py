@@ -377,12 +377,29 @@ def test_from_pretrained_refuses_other_settings(tmp_path, setting):
 
 
 @pytest.mark.parametrize("text,message", [("[1]", r"JSON のオブジェクト \({...}\) ではありません \(list\)"),
-                                          ("{bad", r"JSON として読めません \(1 行 2 文字目\)")])
+                                          ("{bad", r"1: JSON として読めません \(2 文字目\)"),
+                                          ('{"mecab_kwargs": "unidic_lite"}', r"mecab_kwargs='str'")])
 def test_a_broken_tokenizer_config_is_named(ours, tmp_path, text, message):
     ours.save(tmp_path)
     (tmp_path / "tokenizer_config.json").write_text(text)
-    with pytest.raises(ValueError, match=r"tokenizer_config\.json: " + message):
+    with pytest.raises(ValueError, match=r"tokenizer_config\.json:.*" + message):
         Tokenizer.from_pretrained(tmp_path)
+
+
+def test_a_tokenizer_class_named_in_config_json_is_read_as_transformers_reads_it(ours, tmp_path):
+    """Older models (cl-tohoku/bert-base-japanese-v2) name the class in config.json only."""
+    ours.save(tmp_path)
+    config = json.loads((tmp_path / "tokenizer_config.json").read_text())
+    del config["tokenizer_class"]
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="tokenizer_class=None"):
+        Tokenizer.from_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert", "tokenizer_class": "BertJapaneseTokenizer"}))
+    hf = transformers.AutoTokenizer.from_pretrained(str(tmp_path))
+    assert type(hf).__name__ == "BertJapaneseTokenizer"
+    texts = generated_texts(20, seed=4)
+    loaded = Tokenizer.from_pretrained(tmp_path)
+    assert [loaded.encode(t)["input_ids"] for t in texts] == [hf(t)["input_ids"] for t in texts]
 
 
 def test_a_vocab_that_is_not_utf8_names_the_line(tmp_path):

@@ -207,6 +207,8 @@ class Board:
 
     def __init__(self, path: str | Path, *, timeout: float = 60.0):
         self.path = Path(path)
+        if self.path.is_dir():  # here, so that creating, opening and every command say it alike
+            raise BoardError(f"{path}: フォルダです (リーダーボードのファイルを --db で指定してください)")
         try:
             self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
         except sqlite3.Error as e:
@@ -291,9 +293,7 @@ class Board:
 
     @classmethod
     def open(cls, path: str | Path) -> "Board":
-        if Path(path).is_dir():
-            raise BoardError(f"{path}: フォルダです (リーダーボードのファイルを --db で指定してください)")
-        if not Path(path).is_file():
+        if not Path(path).is_file() and not Path(path).is_dir():  # a folder: refused by cls(path)
             raise BoardError(f"リーダーボードがありません: {path} "
                              "(最初の submit で --gold を渡すと作られます)")
         board = cls(path)

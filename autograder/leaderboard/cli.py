@@ -152,10 +152,7 @@ _CREATE_OPTIONS = ("public_fraction", "split_seed", "max_submissions", "window_h
 def _open_board_for_submit(args) -> Board:
     path = _db_path(args)
     if not args.gold:
-        if not path.is_file():
-            raise BoardError(f"リーダーボード {path} はまだありません。"
-                             "最初の提出には --gold が必要です")
-        board = Board.open(path)
+        board = Board.open(path)  # says that it is missing (and needs --gold), or a folder
     else:
         options = {k: getattr(args, k) for k in _CREATE_OPTIONS if getattr(args, k) is not None}
         board = Board.create(path, args.gold, label_space=args.label_space, exist_ok=True,

@@ -18,7 +18,6 @@ line by line, so its size does not matter. Either file may be gzipped.
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import itertools
 import json
@@ -30,7 +29,8 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from solutions import ene
-from solutions.data import describe_os_error
+from solutions.data import DataError
+from solutions.data.records import open_lines
 from solutions.metrics import f1_from_counts
 
 LABEL_SPACES = ("auto", "ene", "any")
@@ -38,8 +38,6 @@ AUTO_KEY_RE = re.compile(r"AUTO\.[^.\s]+(\.[^.\s]+)*\.\d{6}")
 ALL_PAGES = "all"
 MISSING_EXAMPLES = 5  # page ids of missing pages kept in a report, to show
 _UTF8_BOM = b"\xef\xbb\xbf"
-_GZIP_MAGIC = b"\x1f\x8b"
-_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
 # --- errors -----------------------------------------------------------------
@@ -205,16 +203,11 @@ _JSON_SPACE = " \t\n\r"
 
 
 def _open_input(path: str | Path, log: _ErrorLog):
-    """The file as bytes, gunzipped if it starts with the gzip magic; None if it cannot open."""
+    """The file as bytes, gunzipped if gzip (solutions' readers open it so too); None if it cannot open."""
     try:
-        with open(path, "rb") as probe:
-            start = probe.read(2)
-        if start in _UTF16_BOMS:  # every line would fail alike: say it once
-            log.add(None, None, "UTF-16 で保存されています。UTF-8 で保存し直してください")
-            return None
-        return gzip.open(path, "rb") if start == _GZIP_MAGIC else open(path, "rb")
-    except OSError as e:
-        log.add(None, None, f"ファイルを開けません: {describe_os_error(e)}")
+        return open_lines(path)
+    except DataError as e:
+        log.add(None, None, e.message)
         return None
 
 

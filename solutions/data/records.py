@@ -24,7 +24,8 @@ GZIP_MAGIC = b"\x1f\x8b"
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 OS_ERROR_REASONS = {errno.ENOENT: "見つかりません", errno.EISDIR: "フォルダです (ファイルを指定してください)",
                     errno.ENOTDIR: "途中にフォルダでないものがあります", errno.EEXIST: "同じ名前のファイルがあります",
-                    errno.EACCES: "アクセスする権限がありません", errno.ENOSPC: "ディスクがいっぱいです"}
+                    errno.EACCES: "アクセスする権限がありません", errno.ENOSPC: "ディスクがいっぱいです",
+                    errno.ENAMETOOLONG: "名前が長すぎます"}
 
 
 @dataclass
@@ -85,7 +86,7 @@ def iter_lines(path) -> Iterator[tuple[int, str]]:
 def iter_lines_or_errors(path) -> Iterator[tuple[int, str | DataError]]:
     """As ``iter_lines``, but a line that is not UTF-8 comes as its ``DataError``
     and the reading goes on: one bad byte does not lose the rest of the file."""
-    f = _open_lines(path)
+    f = open_lines(path)
     line_number = 0
     with f:
         try:
@@ -101,8 +102,9 @@ def iter_lines_or_errors(path) -> Iterator[tuple[int, str | DataError]]:
             ) from None
 
 
-def _open_lines(path) -> IO[bytes]:
-    """The file as bytes (gunzipped if gzip); a file that cannot be read at all is a ``DataError``."""
+def open_lines(path) -> IO[bytes]:
+    """The file as bytes (gunzipped if gzip); a file that cannot be read at all is a ``DataError``
+    (its ``message`` says why, for a reader that reports it its own way: the scorer)."""
     try:
         with open(path, "rb") as f:
             start = f.read(2)
@@ -110,7 +112,7 @@ def _open_lines(path) -> IO[bytes]:
             raise DataError("UTF-16 で保存されています。UTF-8 で保存し直してください", path=path)
         return gzip.open(path, "rb") if start == GZIP_MAGIC else open(path, "rb")
     except OSError as e:
-        raise DataError(describe_os_error(e), path=path) from None
+        raise DataError(f"ファイルを開けません: {describe_os_error(e)}", path=path) from None
 
 
 def count_nonblank_lines(path) -> int | None:
@@ -302,7 +304,7 @@ def atomic_writer(path) -> Iterator[IO[str]]:
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as e:
-        raise naming(path, e) from None
+        raise os_error_about(path, e) from None
     try:
         with os.fdopen(fd, "wb") as raw:
             # mtime=0: the same content gives the same .gz bytes
@@ -314,12 +316,16 @@ def atomic_writer(path) -> Iterator[IO[str]]:
     except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
-        if isinstance(e, OSError) and e.filename == tmp:  # the user knows the file, not its temporary twin
-            raise naming(path, e) from None
+        if isinstance(e, OSError) and (e.filename == tmp or (e.filename is None and e.errno in WRITE_ERRORS)):
+            raise os_error_about(path, e) from None  # the user knows the file, not its temporary twin
         raise
 
 
-def naming(path, error: OSError) -> OSError:
+# Errors of writing itself (which name no file): the file being written is the one at fault.
+WRITE_ERRORS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+
+
+def os_error_about(path, error: OSError) -> OSError:
     """The same error, about ``path`` (not the temporary file written in its place)."""
     return OSError(error.errno, error.strerror, str(path))
 

@@ -99,10 +99,15 @@ def read_shinra_annotations(path, *, key_prefix=HAND_PREFIX) -> list[tuple[str, 
         problems.append(f"{path}:{line_number}: 'page_id' \"{page_id}\" が重複しています"
                         f"（最初は {first_line[page_id]} 行目）。{merged}")
     _warn_lines(path, problems)
+    require_pages(pages, problems, path)
+    return [(page_id, title, labels) for page_id, (title, labels) in pages.items()]
+
+
+def require_pages(pages, problems: list[str], path) -> None:
+    """A file without a single good page is a ``DataError`` (its bad lines were warned about)."""
     if not pages:
         why = f"{len(problems)} 行すべてにエラーがあります" if problems else "空のファイルです"
         raise DataError(f"ページが 1 件もありません（{why}）", path=path)
-    return [(page_id, title, labels) for page_id, (title, labels) in pages.items()]
 
 
 def _merge_labels(kept: list[str], labels: list[str]) -> str:
@@ -222,7 +227,10 @@ def _warn_missing(page_ids: list[str], dump_path, action: str) -> None:
 
 def count_input_pages(inputs_path) -> int:
     """How many pages read_shinra_inputs will give: each input page once."""
-    return len({page_id for _, _, page_id, _ in _iter_pages(inputs_path, problems=[])})
+    problems = []
+    pages = {page_id for _, _, page_id, _ in _iter_pages(inputs_path, problems)}
+    require_pages(pages, problems, inputs_path)
+    return len(pages)
 
 
 def read_shinra_inputs(inputs_path, dump_path) -> Iterator[Record]:
@@ -237,6 +245,7 @@ def read_shinra_inputs(inputs_path, dump_path) -> Iterator[Record]:
     problems = []
     titles = {page_id: title for _, _, page_id, title in _iter_pages(inputs_path, problems)}
     _warn_lines(inputs_path, problems)
+    require_pages(titles, problems, inputs_path)
     answered = set()
     for page_id, text in iter_cirrus_texts(dump_path, titles):
         if text.strip() and page_id not in answered:
