@@ -531,3 +531,11 @@ def test_a_board_from_before_the_label_space_was_stored_keeps_scoring_as_before(
         assert b.load_gold().label_space == "any"  # simple-form gold was scored with any labels
         stored = b.submit("A", half, now=T0)
         assert stored.public.fp + stored.private.fp == 0 and stored.public.fn + stored.private.fn == 20
+
+
+def test_cli_a_board_in_a_folder_not_made_yet(tmp_path, gold, capsys):
+    """The first submit makes the folder, as the other commands make their output folders."""
+    db = tmp_path / "class" / "2026" / "lb.sqlite3"
+    assert cli.main(["submit", str(submission(tmp_path, "a", 1, 1)), "--team", "A", "--db", str(db),
+                     "--gold", str(gold), "--split-seed", SEED]) == 0
+    assert db.is_file() and cli.main(["show", "--db", str(db)]) == 0

@@ -259,6 +259,7 @@ class Board:
         settings = dict(split_seed=split_seed or secrets.token_hex(8),
                         public_fraction=public_fraction, max_submissions=max_submissions,
                         window_hours=window_hours, label_space=label_space)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)  # as every output of the workshop's commands
         board = cls(path)
         with board._closed_on_error():
             # The gold file is read under the write lock, so processes that create
