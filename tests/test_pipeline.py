@@ -281,7 +281,9 @@ def test_empty_dataset_and_mismatched_vocab_are_clear_errors(tmp_path, tiny_chec
     write_jsonl(tmp_path / "t.jsonl", train)
     broken = tmp_path / "broken"
     model, _ = load_model(tiny_checkpoint, BertForMaskedLM)
-    save_model(model, broken, Tokenizer(train_vocab(["本日は晴天なり。"] * 3, 100)))
+    from solutions.tokenization import SPECIAL_TOKENS
+    more_tokens_than_embeddings = SPECIAL_TOKENS + [f"語{i}" for i in range(model.config.vocab_size)]
+    save_model(model, broken, Tokenizer({token: i for i, token in enumerate(more_tokens_than_embeddings)}))
     result = run("train", "--train", tmp_path / "t.jsonl", "--dev", tmp_path / "t.jsonl", "--checkpoint", broken,
                  "--out", tmp_path / "y", "--device", "cpu", check=False)
     assert result.returncode == 1 and "vocab" in result.stderr and "Traceback" not in result.stderr
