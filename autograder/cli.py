@@ -117,10 +117,11 @@ def add_train_command(sub) -> None:
 
 
 def train_usage_problem(args) -> str | None:
+    """A checkpoint where train writes (out/best, out/last) would be overwritten while read."""
     checkpoint, out = Path(args.checkpoint).resolve(), Path(args.out).resolve()
-    if Path(args.checkpoint).is_dir() and checkpoint.is_relative_to(out):
-        return (f"--checkpoint ({args.checkpoint}) が --out ({args.out}) の中にあり、学習中に上書きされます。"
-                "別の --out を指定してください")
+    if Path(args.checkpoint).is_dir() and any(checkpoint.is_relative_to(out / name) for name in ("best", "last")):
+        return (f"--checkpoint ({args.checkpoint}) は train が --out ({args.out}) に書く場所にあり、学習中に"
+                "上書きされます。別の --out を指定してください")
     return windows_problem(args)
 
 

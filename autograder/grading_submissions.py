@@ -23,6 +23,7 @@ a status and a reason instead of a grade: nothing is left out without a word.
 from __future__ import annotations
 
 import copy
+import errno
 import json
 import os
 import re
@@ -43,6 +44,9 @@ from .notebooks import META_KEY
 
 MAX_NOTEBOOK_BYTES = 64 * 2**20
 MAX_ZIP_BYTES = 2 * 2**30
+# Errors of writing one zip member that its name causes: that member is left out, the rest
+# extracted. Others (a full disk, a read-only folder) are the grader's and stop the run.
+MEMBER_ERRORS = (errno.EEXIST, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG)
 
 # Statuses a submission can get before it reaches nbgrader.
 INVALID = "invalid_notebook"
@@ -115,8 +119,10 @@ def safe_extract(archive: Path, target: Path) -> list[tuple[str, str]]:
                 remove_partial(dest)  # a damaged member, an unsupported compression, a password
                 skipped.append((info.filename, f"zip から取り出せません (壊れているか暗号化されています): {e}"))
                 continue
-            except OSError as e:  # a file and a folder of one name ("hw", "hw/x.ipynb"), a name too long, a full disk
+            except OSError as e:  # a file and a folder of one name ("hw", "hw/x.ipynb"), a name too long
                 remove_partial(dest)
+                if e.errno not in MEMBER_ERRORS:  # a full disk, a read-only folder: the grader's, not the student's
+                    raise
                 skipped.append((info.filename, f"展開できませんでした: {os_problem(e)}"))
                 continue
             try:  # keep the member's time: the newest of two copies is the one graded
@@ -139,6 +145,8 @@ def remove_partial(dest: Path) -> None:
 
 def submission_files(folder: Path) -> list[tuple[PurePosixPath, Path]]:
     """(relative path, file) of every notebook and zip under `folder`, checkpoints left out."""
+    if not os.path.isdir(folder):  # never made: all its members were left out (a name too long)
+        return []
     found = []
     for path in sorted([*folder.rglob("*.ipynb"), *folder.rglob("*.zip")]):
         rel = PurePosixPath(path.relative_to(folder).as_posix())
@@ -169,8 +177,9 @@ def readable_timestamp(text: str) -> str | None:
 
 
 def submission_root(folder: Path) -> Path:
-    """A course folder or its submitted/ folder -> the folder with the students."""
-    return folder / "submitted" if (folder / "submitted").is_dir() else folder
+    """A course folder or its submitted/ folder -> the folder with the students.
+    (os.path: a name too long for the disk is no folder, where pathlib would raise.)"""
+    return folder / "submitted" if os.path.isdir(folder / "submitted") else folder
 
 
 # ------------------------------------------------------------------ reading
@@ -500,7 +509,7 @@ class Collector:
         tops = {rel.parts[0] for rel in places}
         if len(tops) == 1 and all(len(rel.parts) > 1 for rel in places):
             inner = root / next(iter(tops))
-            if (inner / "submitted").is_dir() or all(len(rel.parts) in (2, 4) for rel in places):
+            if os.path.isdir(inner / "submitted") or all(len(rel.parts) in (2, 4) for rel in places):
                 return self.add_folder(inner, f"{label}/{inner.name}",
                                        [(PurePosixPath(*rel.parts[1:]), source, why) for rel, source, why in left_out])
         for rel, path in files:

@@ -13,7 +13,7 @@ def read_json_object(path: Path) -> dict:
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path}:{e.lineno}: JSON として読めません ({e.colno} 文字目)") from None
+        raise ValueError(f"{path}:{e.lineno}: JSON として読めません ({e.colno} 文字目: {e.msg})") from None
     except UnicodeDecodeError as e:
         raise ValueError(f"{path}: UTF-8 として読めません ({e.start + 1} バイト目)") from None
     if not isinstance(value, dict):

@@ -243,9 +243,7 @@ class Tokenizer:
             raise ValueError(f"{config_path} がありません。transformers はこのフォルダのトークナイザを "
                              "MeCab + WordPiece の BertJapaneseTokenizer として開けません")
         config = read_json_object(config_path)
-        if "tokenizer_class" not in config and (directory / "config.json").exists():
-            # older models (cl-tohoku/bert-base-japanese-v2) name the class in config.json, as transformers reads
-            config["tokenizer_class"] = read_json_object(directory / "config.json").get("tokenizer_class")
+        check_tokenizer_class(config.get("tokenizer_class"), directory)
         check_tokenizer_config(config, config_path)
         return cls.from_vocab_file(directory / "vocab.txt")
 
@@ -461,13 +459,24 @@ def to_tensors(batch: dict, padding) -> dict:
     return {key: torch.tensor(rows, dtype=torch.long) for key, rows in batch.items()}
 
 
+def check_tokenizer_class(name: str | None, directory: Path) -> None:
+    """The class transformers would build: from tokenizer_config.json, else (older models,
+    cl-tohoku/bert-base-japanese-v2) from config.json."""
+    source = directory / "tokenizer_config.json"
+    if name is None and (directory / "config.json").exists():
+        source = directory / "config.json"
+        name = read_json_object(source).get("tokenizer_class")
+    if name != "BertJapaneseTokenizer":
+        raise ValueError(f"{source}: tokenizer_class={name!r} には対応していません。"
+                         "BertJapaneseTokenizer のトークナイザだけを扱えます")
+
+
 def check_tokenizer_config(config: dict, source) -> None:
     """Refuse a tokenizer_config.json whose settings this module does not implement
     (each would make transformers' ids or layout differ from ours)."""
     given = config.get("mecab_kwargs") or {}
     mecab = given if isinstance(given, dict) else {}  # not an object: reported as mecab_kwargs
     actual = {
-        "tokenizer_class": config.get("tokenizer_class"),
         "do_word_tokenize": config.get("do_word_tokenize", True),
         "do_subword_tokenize": config.get("do_subword_tokenize", True),
         "split_special_tokens": config.get("split_special_tokens", False),
@@ -481,7 +490,7 @@ def check_tokenizer_config(config: dict, source) -> None:
         "mecab_option": mecab.get("mecab_option"),
         "normalize_text": mecab.get("normalize_text", True),
     }
-    expected = {"tokenizer_class": "BertJapaneseTokenizer", "do_word_tokenize": True, "do_subword_tokenize": True,
+    expected = {"do_word_tokenize": True, "do_subword_tokenize": True,
                 "split_special_tokens": False, "truncation_side": "right", "padding_side": "right",
                 "word_tokenizer_type": "mecab", "subword_tokenizer_type": "wordpiece",
                 "do_lower_case": False, "mecab_kwargs": "dict", "mecab_dic": "unidic_lite", "mecab_option": None,

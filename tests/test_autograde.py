@@ -158,6 +158,36 @@ def test_a_zip_member_left_out_is_credited_to_its_student(tmp_path, monkeypatch,
     assert by["bob"].source == f"class.zip/{wrapper}bob/03_embeddings/03_embeddings.ipynb"
 
 
+def test_a_wrapping_folder_whose_name_is_too_long_is_reported_not_the_end(tmp_path):
+    """About 86 kanji pass the disk's 255 bytes: every member is left out, and looking
+    for its submitted/ folder must not raise (pathlib's is_dir does, on Python 3.11)."""
+    release = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    archive = tmp_path / "class.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for student in ("alice", "bob"):
+            zf.writestr("課" * 90 + f"/{student}/03_embeddings/03_embeddings.ipynb", nbformat.writes(release))
+    found = collect_submissions([archive], {"03_embeddings"}, tmp_path / "inbox", {"03_embeddings": release})
+    assert {s.student for s in found} == {"alice", "bob"}
+    assert all(s.status == "invalid_notebook" and "名前が長すぎます" in s.reason for s in found)
+
+
+def test_a_full_disk_while_extracting_is_the_graders_error_not_the_students(tmp_path, monkeypatch):
+    import errno
+    import shutil as shutil_module
+
+    def no_space(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    release = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    archive = tmp_path / "class.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("alice/03_embeddings/03_embeddings.ipynb", nbformat.writes(release))
+    monkeypatch.setattr(shutil_module, "copyfileobj", no_space)
+    with pytest.raises(OSError) as info:
+        collect_submissions([archive], {"03_embeddings"}, tmp_path / "inbox", {"03_embeddings": release})
+    assert info.value.errno == errno.ENOSPC
+
+
 def test_tampering_is_detected_and_repaired_before_grading(tmp_path, course):
     release = read(course, "release", "01_basics")
     releases = {"01_basics": release}

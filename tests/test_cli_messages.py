@@ -210,7 +210,13 @@ def test_train_refuses_a_checkpoint_inside_its_own_output(capsys, tmp_path):
     (tmp_path / "ft" / "best").mkdir(parents=True)
     err = usage_error(capsys, ["train", "--train", "t", "--dev", "d", "--checkpoint", str(tmp_path / "ft" / "best"),
                                "--out", str(tmp_path / "ft")])
-    assert "--checkpoint" in err and "の中にあり、学習中に上書きされます" in err
+    assert "--checkpoint" in err and "に書く場所にあり、学習中に上書きされます" in err
+    # elsewhere under --out (or --out itself) nothing is written: not a usage error
+    (tmp_path / "ft" / "pre").mkdir()
+    for checkpoint in (tmp_path / "ft" / "pre", tmp_path / "ft"):
+        args = cli.parse(cli.build_parser(), ["train", "--train", "t", "--dev", "d", "--checkpoint", str(checkpoint),
+                                               "--out", str(tmp_path / "ft")])
+        assert cli.train_usage_problem(args) is None
 
 
 def test_the_graders_os_error_words_are_the_readers():

@@ -293,7 +293,8 @@ def test_an_input_file_without_a_good_page_is_an_error(tmp_path):
     inputs = write_official_lines(tmp_path / "inputs.jsonl", ["{broken", "{broken"])
     write_cirrus_dump(tmp_path / "dump.json", [("1", "題1", "本文1")])
     for read in (lambda: count_input_pages(inputs), lambda: list(read_shinra_inputs(inputs, tmp_path / "dump.json"))):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with pytest.warns(UserWarning) as caught:
             with pytest.raises(DataError, match=r"inputs\.jsonl: ページが 1 件もありません（2 行すべてにエラーがあります）"):
                 read()
+        # which lines, and why, before the error
+        assert [str(w.message).split("JSON")[0] for w in caught] == [f"{inputs}:1: ", f"{inputs}:2: "]

@@ -377,8 +377,8 @@ def test_from_pretrained_refuses_other_settings(tmp_path, setting):
 
 
 @pytest.mark.parametrize("text,message", [("[1]", r"JSON のオブジェクト \({...}\) ではありません \(list\)"),
-                                          ("{bad", r"1: JSON として読めません \(2 文字目\)"),
-                                          ('{"mecab_kwargs": "unidic_lite"}', r"mecab_kwargs='str'")])
+                                          ("{bad", r"1: JSON として読めません \(2 文字目: Expecting property name"),
+                                          ('{"tokenizer_class": "BertJapaneseTokenizer", "mecab_kwargs": "unidic_lite"}', r"mecab_kwargs='str'")])
 def test_a_broken_tokenizer_config_is_named(ours, tmp_path, text, message):
     ours.save(tmp_path)
     (tmp_path / "tokenizer_config.json").write_text(text)
@@ -393,6 +393,9 @@ def test_a_tokenizer_class_named_in_config_json_is_read_as_transformers_reads_it
     del config["tokenizer_class"]
     (tmp_path / "tokenizer_config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match="tokenizer_class=None"):
+        Tokenizer.from_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert", "tokenizer_class": "BertTokenizer"}))
+    with pytest.raises(ValueError, match=r"config\.json: tokenizer_class='BertTokenizer'"):  # the file it came from
         Tokenizer.from_pretrained(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert", "tokenizer_class": "BertJapaneseTokenizer"}))
     hf = transformers.AutoTokenizer.from_pretrained(str(tmp_path))

@@ -229,6 +229,8 @@ def count_input_pages(inputs_path) -> int:
     """How many pages read_shinra_inputs will give: each input page once."""
     problems = []
     pages = {page_id for _, _, page_id, _ in _iter_pages(inputs_path, problems)}
+    if not pages:  # the error comes here, before reading: say first which lines are bad
+        _warn_lines(inputs_path, problems)
     require_pages(pages, problems, inputs_path)
     return len(pages)
 
