@@ -16,6 +16,7 @@ import solutions
 from solutions.checkpoints import CheckpointError
 from solutions.config import SIZES
 from solutions.data import DataError, describe_os_error
+from solutions.encoding import MIN_WINDOW_LENGTH
 from solutions.training import TrainingError
 
 from . import pipeline
@@ -126,8 +127,10 @@ def train_usage_problem(args) -> str | None:
 
 
 def windows_problem(args) -> str | None:
-    if (args.windows or 1) > 1 and args.max_length < 4:
-        return f"--windows で区間に分けて読むには --max-length が 4 以上必要です ({args.max_length})"
+    """encode_records' check, made before any work (train, predict)."""
+    if (args.windows or 1) > 1 and args.max_length < MIN_WINDOW_LENGTH:
+        return (f"--windows で区間に分けて読むには --max-length が {MIN_WINDOW_LENGTH} 以上必要です "
+                f"({args.max_length})")
     return None
 
 

@@ -133,6 +133,11 @@ def safe_extract(archive: Path, target: Path) -> list[tuple[str, str]]:
     return skipped
 
 
+def one_level_down(left_out: list[tuple[PurePosixPath, str, str]]) -> list[tuple[PurePosixPath, str, str]]:
+    """Left-out members' places seen from the folder one level down (their first part dropped)."""
+    return [(PurePosixPath(*rel.parts[1:]), source, why) for rel, source, why in left_out]
+
+
 def remove_partial(dest: Path) -> None:
     """Remove what a failed extraction left at `dest`, if it can (a folder or a name
     too long to use is left as it is)."""
@@ -501,8 +506,7 @@ class Collector:
             for rel, source, why in left_out:
                 if rel.parts[0] != root.name:
                     self.add_file(folder / rel, PurePosixPath(rel.name), source, problem=why)
-            left_out = [(PurePosixPath(*rel.parts[1:]), source, why) for rel, source, why in left_out
-                        if rel.parts[0] == root.name]
+            left_out = one_level_down([item for item in left_out if item[0].parts[0] == root.name])
         files = submission_files(root)
         places = [rel for rel, _ in files] + [rel for rel, _, _ in left_out]
         # A zip often wraps everything in one folder: look inside it.
@@ -510,8 +514,7 @@ class Collector:
         if len(tops) == 1 and all(len(rel.parts) > 1 for rel in places):
             inner = root / next(iter(tops))
             if os.path.isdir(inner / "submitted") or all(len(rel.parts) in (2, 4) for rel in places):
-                return self.add_folder(inner, f"{label}/{inner.name}",
-                                       [(PurePosixPath(*rel.parts[1:]), source, why) for rel, source, why in left_out])
+                return self.add_folder(inner, f"{label}/{inner.name}", one_level_down(left_out))
         for rel, path in files:
             self.add_file(path, rel, label=f"{label}/{rel}", problem=INNER_ZIP if rel.suffix == ".zip" else None)
         for rel, source, why in left_out:  # `root / rel` was never written: only its place is used

@@ -14,6 +14,7 @@ from .tokenization import build_features
 
 # Tokenizer processes for a whole data set: one per core, at most 8.
 WORKERS = min(8, os.cpu_count() or 1)
+MIN_WINDOW_LENGTH = 4  # windows > 1: "[CLS] title [SEP] chunk [SEP]", and a chunk needs a token
 
 
 def encode_records(tokenizer, records, max_length: int, cache_dir: Path | None = None, workers: int = 1,
@@ -28,9 +29,9 @@ def encode_records(tokenizer, records, max_length: int, cache_dir: Path | None =
     With `cache_dir`, the result is kept in a file named after a hash of the
     texts, the vocabulary, max_length and windows, so a second run skips tokenization.
     """
-    if windows > 1 and max_length < 4:  # "[CLS] title [SEP] chunk [SEP]": a chunk needs a token
-        raise ValueError(f"長いページを区間に分けて読む (windows={windows}) には max_length が 4 以上必要です "
-                         f"({max_length} が指定されました)")
+    if windows > 1 and max_length < MIN_WINDOW_LENGTH:
+        raise ValueError(f"長いページを区間に分けて読む (windows={windows}) には max_length が "
+                         f"{MIN_WINDOW_LENGTH} 以上必要です ({max_length} が指定されました)")
     titles = [r.title for r in records]
     texts = [r.text for r in records]
     cache = None
