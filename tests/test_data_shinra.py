@@ -204,11 +204,78 @@ def test_index_line_without_its_page(tmp_path):
     assert len(seen) == 4 and error.line == 10 and "途中で切れています" in str(error)
 
 
-def test_index_line_without_id(tmp_path):
+def test_a_dump_of_only_bad_lines_is_an_error_after_saying_each_line(tmp_path):
     path = tmp_path / "dump.json"
     path.write_text('{"index": {"_type": "page"}}\n{"text": "本文"}\n', encoding="utf-8")
-    seen, error = read_until_error(path)
-    assert seen == [] and (error.line, error.field) == (1, "index._id")
+    with pytest.warns(UserWarning) as caught:
+        seen, error = read_until_error(path)
+    assert seen == [] and "ページが 1 件もありません" in str(error) and error.path == str(path)
+    assert [str(w.message) for w in caught] == [
+        f"{path}:1: インデックス行に 'index._id' がありません (このページは使いません)",
+        f"{path}:2: インデックス行のないページの行です (この行は使いません)"]
+
+
+def dump_lines(tmp_path, n=6):
+    """A dump of ``n`` pages as a list of its lines (index line, page line, ...)."""
+    write_cirrus_dump(tmp_path / "dump.json", many_pages(n))
+    return (tmp_path / "dump.json").read_text(encoding="utf-8").splitlines(keepends=True)
+
+
+def read_with_warnings(path, page_ids=None):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pages = [page_id for page_id, _ in iter_cirrus_texts(path, page_ids)]
+    return pages, [str(w.message) for w in caught]
+
+
+@pytest.mark.parametrize("line, why", [
+    ('{"namespace": 0, "text": "半分\n', "JSON として読めません"),            # page 2's line: broken JSON
+    ('{"namespace": 0, "text": ["本文"]}\n', "'text' は文字列でなければなりません"),
+])
+def test_a_bad_page_line_inside_the_dump_loses_only_its_page(tmp_path, line, why):
+    lines = dump_lines(tmp_path)
+    lines[3] = line
+    path = tmp_path / "dump.json"
+    path.write_text("".join(lines), encoding="utf-8")
+    for wanted in (None, ["2", "5"]):
+        pages, said = read_with_warnings(path, wanted)
+        assert pages == (["1", "3", "4", "5", "6"] if wanted is None else ["5"])
+        assert len(said) == 1 and said[0].startswith(f"{path}:4: ") and why in said[0]
+        assert said[0].endswith("(このページは使いません)")
+
+
+def test_broken_pairs_inside_the_dump_are_skipped_and_the_rest_read(tmp_path):
+    lines = [line.encode("utf-8") for line in dump_lines(tmp_path, 8)]
+    path = tmp_path / "dump.json"
+    path.write_bytes(b"".join(
+        lines[:2]                                      # page 1: good
+        + [lines[2]]                                   # page 2: its page line is missing
+        + [b'{"index": oops}\n', lines[5]]             # page 3: a broken index line
+        + ['{"namespace": 0, "text": "迷子"}\n'.encode()]  # a page line with no index line
+        + lines[6:8]                                   # page 4: good
+        + [lines[8], b'{"text": "\xff"}\n']           # page 5: its page line is not UTF-8
+        + lines[10:]))                                 # pages 6-8: good
+    pages, said = read_with_warnings(path)
+    assert pages == ["1", "4", "6", "7", "8"]
+    assert [message.split(": ")[0] for message in said] == [f"{path}:{n}" for n in (3, 4, 5, 6, 10)]
+    assert "インデックス行の次にページの行がありません" in said[0] and "JSON として読めません" in said[1]
+    assert "インデックス行のないページの行です" in said[2] and "インデックス行のないページの行です" in said[3]
+    assert "UTF-8" in said[4]
+    # pages wanted after the damage are found too
+    assert read_with_warnings(path, ["7"])[0] == ["7"]
+
+
+def test_a_pages_lost_line_reaches_the_joined_records_as_a_missing_page(shinra, tmp_path):
+    lines = gzip.decompress((shinra / "dump.json.gz").read_bytes()).decode().splitlines(keepends=True)
+    lines[3] = "{broken\n"  # page 102's line
+    (tmp_path / "dump.json").write_text("".join(lines), encoding="utf-8")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        records = read_shinra(shinra / "train.jsonl", tmp_path / "dump.json")
+    assert [r.page_id for r in records] == ["101", "103", "104", "105", "106", "107"]
+    said = [str(w.message) for w in caught]
+    assert any(m.startswith(f"{tmp_path / 'dump.json'}:4: ") for m in said)
+    assert any("102" in m and "108" in m for m in said)  # both missing, said together
 
 
 def test_inputs_are_streamed_from_the_dump(tmp_path):

@@ -13,7 +13,7 @@ import re
 import warnings
 from typing import Iterable, Iterator
 
-from .records import (DataError, Record, get_page_id, get_string, iter_lines, iter_lines_or_errors, parse_json_object,
+from .records import (DataError, Record, get_page_id, get_string, iter_lines_or_errors, parse_json_object,
                       write_json_lines)
 
 HAND_PREFIX = "HAND."
@@ -104,7 +104,8 @@ def read_shinra_annotations(path, *, key_prefix=HAND_PREFIX) -> list[tuple[str, 
 
 
 def require_pages(pages, problems: list[str], path) -> None:
-    """A file without a single good page is a ``DataError`` (its bad lines were warned about)."""
+    """A file without a single good page (``pages`` empty or 0) is a ``DataError``
+    (its bad lines were warned about)."""
     if not pages:
         why = f"{len(problems)} 行すべてにエラーがあります" if problems else "空のファイルです"
         raise DataError(f"ページが 1 件もありません（{why}）", path=path)
@@ -134,31 +135,85 @@ def iter_cirrus_texts(dump_path, page_ids=None) -> Iterator[tuple[str, str]]:
     """Yield ``(page_id, text)`` from a CirrusSearch dump (.json.gz or plain).
 
     With ``page_ids``, only those pages are decoded, and reading stops once all
-    of them were found. A record cut short at the end of the file (a cut gzip
-    stream, half a line, an index line without its page) raises a
-    ``DataError`` after every complete page before it was yielded.
+    of them were found. A bad line inside the dump is skipped with a warning,
+    and so is the page it belongs to. A record cut short at the end of the file
+    (a cut gzip stream, half a line, an index line without its page) raises a
+    ``DataError`` after every complete page before it was yielded, as does a
+    dump without a single good page.
     """
     wanted = None if page_ids is None else set(page_ids)
     if wanted is not None and not wanted:
         return
-    with contextlib.closing(iter_lines(dump_path)) as lines:
-        for index_line_number, index_line in lines:
-            if not index_line.strip():
+    problems = []
+    try:
+        for page_id, line_number, page_line in _cirrus_pairs(dump_path, problems):
+            if wanted is not None and page_id not in wanted:
+                continue  # not decoded: most of a dump is pages nobody asked for
+            try:
+                text = _cirrus_text(page_line, dump_path, line_number)
+            except DataError as e:
+                _skip_line(e, page_line, problems, "このページは使いません")
                 continue
-            page_id = _cirrus_page_id(index_line, dump_path, index_line_number)
-            line_number, page_line = next(lines, (None, None))
-            if page_line is None:
-                raise DataError(
-                    "ファイルが途中で切れています（インデックス行の次にページの行がありません）",
-                    path=dump_path,
-                    line=index_line_number + 1,
-                )
-            if wanted is None or page_id in wanted:
-                yield page_id, _cirrus_text(page_line, dump_path, line_number)
-                if wanted is not None:
-                    wanted.discard(page_id)
-                    if not wanted:
-                        return
+            yield page_id, text
+            if wanted is not None:
+                wanted.discard(page_id)
+                if not wanted:
+                    return
+    finally:
+        _warn_lines(dump_path, problems)
+
+
+def _cirrus_pairs(dump_path, problems: list[str]) -> Iterator[tuple[str, int, str]]:
+    """``(page_id, line_number, page_line)`` for each index line followed by its page line.
+
+    A line that is not part of such a pair (not UTF-8, a broken index line, a
+    page line without its index line) is skipped and said in ``problems``.
+    """
+    waiting = None  # (page_id, line_number) of an index line whose page line comes next
+    pairs = 0
+    with contextlib.closing(iter_lines_or_errors(dump_path)) as lines:
+        for line_number, line in lines:
+            if isinstance(line, DataError):  # not UTF-8: its page (if any) is lost too
+                problems.append(f"{line} (この行は使いません)")
+                waiting = None
+            elif line.isspace():
+                continue
+            elif _is_index_line(line):
+                if waiting is not None:
+                    problems.append(f"{dump_path}:{waiting[1]}: インデックス行の次にページの行がありません"
+                                    " (このページは使いません)")
+                waiting = _cirrus_index(line, dump_path, line_number, problems)
+            elif waiting is None:
+                _skip_line(DataError("インデックス行のないページの行です", path=dump_path, line=line_number),
+                           line, problems, "この行は使いません")
+            else:
+                yield waiting[0], line_number, line
+                pairs, waiting = pairs + 1, None
+    if waiting is not None:
+        raise DataError("ファイルが途中で切れています（インデックス行の次にページの行がありません）",
+                        path=dump_path, line=waiting[1] + 1)
+    require_pages(pairs, problems, dump_path)
+
+
+def _is_index_line(line: str) -> bool:
+    """Whether a dump line is an index line (``{"index": ...}``), without parsing the page lines."""
+    return line.lstrip().startswith('{"index"')
+
+
+def _cirrus_index(line: str, path, line_number: int, problems: list[str]) -> tuple[str, int] | None:
+    """``(page_id, line_number)`` of a good index line; a bad one is said in ``problems``."""
+    try:
+        return _cirrus_page_id(line, path, line_number), line_number
+    except DataError as e:
+        _skip_line(e, line, problems, "このページは使いません")
+        return None
+
+
+def _skip_line(error: DataError, line: str, problems: list[str], action: str) -> None:
+    """Say a bad line in ``problems``; the last line cut short means the file is cut: raise."""
+    if not line.endswith("\n"):
+        raise error
+    problems.append(f"{error} ({action})")
 
 
 def _cirrus_page_id(line: str, path, line_number: int) -> str:
