@@ -401,6 +401,20 @@ def autograde(submissions, out_dir, assignments: list[str] | None = None, *, wor
 # ------------------------------------------------------------------ command line
 
 
+UNSCORED = ("invalid_notebook", "unknown_assignment", "grader_error", "timeout", "kernel_died")
+MAX_SHOWN_ROWS = 10  # rows said one by one in the summary; the rest are in grades.csv
+
+
+def print_unscored(rows: list[Row]) -> None:
+    """Which submissions got no (or only part of their) score, and why: the first few."""
+    unscored = [row for row in rows if row.status in UNSCORED]
+    for row in unscored[:MAX_SHOWN_ROWS]:
+        reason = " / ".join(r for r in row.reasons if r)
+        print(f"    {row.file or row.student}: {row.status}" + (f" ({reason})" if reason else ""), file=sys.stderr)
+    if len(unscored) > MAX_SHOWN_ROWS:
+        print(f"    ほか {len(unscored) - MAX_SHOWN_ROWS} 件 (理由は grades.csv の reason 欄)", file=sys.stderr)
+
+
 def run_autograde(args) -> int:
     try:
         summary = autograde(args.submissions, args.out, args.assignment or None, workers=args.workers,
@@ -417,6 +431,7 @@ def run_autograde(args) -> int:
           f"(ワーカー {summary.workers}、隔離: {summary.isolation})", file=sys.stderr)
     for status, n in summary.counts().items():
         print(f"  {status}: {n} 件 ({STATUS_HELP.get(status, '')})", file=sys.stderr)
+    print_unscored(summary.rows)
     if summary.kept:
         print(f"  前回までの採点 {summary.kept} 件 (手で付けた点数を含む) はそのまま残しました "
               f"(作り直すなら --fresh)", file=sys.stderr)

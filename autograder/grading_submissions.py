@@ -55,6 +55,7 @@ DUPLICATE = "duplicate_submission"
 
 INNER_ZIP = ("フォルダや zip の中の zip は展開しません (展開してから渡すか、"
              "この zip を autograde の引数に直接指定してください)")
+BROKEN_ZIP = "zip として読めません (壊れているか、途中で切れています。もう一度ダウンロードしてください)"
 
 
 @dataclass
@@ -475,7 +476,9 @@ class Collector:
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"{path}: 見つかりません")
-        if path.is_file() and zipfile.is_zipfile(path):
+        if path.is_file() and path.suffix.lower() == ".zip" and not zipfile.is_zipfile(path):
+            self.add_file(path, PurePosixPath(path.name), path.name, problem=BROKEN_ZIP)  # not a notebook either
+        elif path.is_file() and zipfile.is_zipfile(path):
             self.extracted += 1
             folder = self.inbox / "unzipped" / f"{self.extracted:02d}-{clean_id(path.stem)}"
             try:
@@ -551,7 +554,7 @@ class Collector:
         elif assignment is None:
             submission.status = UNKNOWN_ASSIGNMENT
             submission.reason = ("課題を判定できません (ノートブックのメタデータにもファイル名にも課題名がありません)。"
-                                 " --assignment で指定してください")
+                                 " --default-assignment で指定してください")
         elif assignment not in self.known:
             submission.status = UNKNOWN_ASSIGNMENT
             submission.reason = f"未知の課題 {assignment!r} です (採点できる課題: {', '.join(sorted(self.known))})"

@@ -587,6 +587,15 @@ def run_release(args) -> int:
     return 0
 
 
+def release_usage_problem(args) -> str | None:
+    """Options that contradict, said before any notebook is written."""
+    if args.check and args.bundle:
+        return "--check は確かめるだけで何も書きません。--bundle は --check なしで実行してください"
+    if args.bundle and Path(args.bundle).is_dir():
+        return f"--bundle {args.bundle}: フォルダです (書き出す zip ファイルの名前を指定してください)"
+    return None
+
+
 def register(subparsers) -> argparse.ArgumentParser:
     """Add ``release`` to the bert-workshop command."""
     p = subparsers.add_parser(
@@ -597,7 +606,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--assignment", action="append", help="この課題だけ (複数指定可。既定: すべて)")
     p.add_argument("--bundle", help="採点用パッケージ (nbgrader のコース一式) の zip も書く")
     p.add_argument("--check", action="store_true", help="生成せず、コミット済みのノートブックが最新か確かめる")
-    p.set_defaults(func=run_release)
+    p.set_defaults(func=run_release, check_usage=release_usage_problem)
     return p
 
 

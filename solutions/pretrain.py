@@ -269,7 +269,8 @@ def pretrain(texts: list, out_dir, settings: PretrainSettings, dev_texts: list |
     mask = masking(tokenizer, settings)
 
     start = time.time()
-    bar = tqdm(total=run.plan["total"], desc="事前学習 (MLM)")
+    # With a time budget the number of steps is known only once the speed is (from step 20 on).
+    bar = tqdm(total=None if settings.minutes else run.plan["total"], desc="事前学習 (MLM)")
     model.train()
     with T.stop_between_steps() as interrupted:  # Ctrl-C: the model so far is saved
         phase = 0
@@ -284,8 +285,8 @@ def pretrain(texts: list, out_dir, settings: PretrainSettings, dev_texts: list |
                 bar.update(1)
                 log_loss_and_heldout(run, ids, bar, log_path, start, heldout, settings.eval_every, device)
                 if settings.minutes and run.step % 10 == 0:
-                    fit_schedule_to_budget(run.plan, run.step, time.time() - start, settings)
-                    bar.total = run.plan["total"]
+                    if fit_schedule_to_budget(run.plan, run.step, time.time() - start, settings):
+                        bar.total = run.plan["total"]
                 if run.step >= run.plan["total"] or interrupted.is_set():
                     break
                 if fraction_done(run, start, settings) >= until:  # on to the next (longer) blocks; slower steps
@@ -322,21 +323,22 @@ def pretrain(texts: list, out_dir, settings: PretrainSettings, dev_texts: list |
     return summary
 
 
-def fit_schedule_to_budget(plan: dict, steps_done: int, seconds: float, settings) -> None:
+def fit_schedule_to_budget(plan: dict, steps_done: int, seconds: float, settings) -> bool:
     """Re-estimate the total steps from the speed so far, so that training
-    (and the learning-rate decay) ends when the time budget does.
+    (and the learning-rate decay) ends when the time budget does. Says whether it did.
 
     The speed is measured from step 10 on: the first steps are slow (CUDA
     start-up, compiling). The warm-up is re-fitted only while it lasts."""
     if steps_done <= 10 or "mark" not in plan:  # the first steps, or the first of a new phase
         plan["mark"] = (steps_done, seconds)
-        return
+        return False
     mark_step, mark_seconds = plan["mark"]
     per_step = (seconds - mark_seconds) / (steps_done - mark_step)
     left = max(0.0, settings.minutes * 60 - seconds)
     plan["total"] = min(settings.max_steps, steps_done + int(left / per_step))
     if steps_done < plan["warmup"]:
         plan["warmup"] = max(steps_done, T.warmup_steps_for(plan["total"], settings.warmup_ratio))
+    return True
 
 
 def mlm_step(model, optimizer, scheduler, masked, labels, clip_norm, device, scaler,

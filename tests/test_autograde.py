@@ -158,6 +158,47 @@ def test_a_zip_member_left_out_is_credited_to_its_student(tmp_path, monkeypatch,
     assert by["bob"].source == f"class.zip/{wrapper}bob/03_embeddings/03_embeddings.ipynb"
 
 
+def test_a_cut_zip_is_said_to_be_a_broken_zip_and_the_other_inputs_are_read(tmp_path):
+    """A class zip cut short in the download is not "a notebook that is not UTF-8"."""
+    release = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    archive = tmp_path / "class.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("alice/03_embeddings/03_embeddings.ipynb", nbformat.writes(release))
+    cut = tmp_path / "cut.zip"
+    cut.write_bytes(archive.read_bytes()[:-30])
+    (tmp_path / "bob").mkdir()
+    (tmp_path / "bob" / "03_embeddings.ipynb").write_text(nbformat.writes(release), encoding="utf-8")
+    found = collect_submissions([cut, tmp_path / "bob"], {"03_embeddings"}, tmp_path / "inbox",
+                                {"03_embeddings": release})
+    by = {s.source: s for s in found}
+    assert by["cut.zip"].status == "invalid_notebook" and "zip として読めません" in by["cut.zip"].reason
+    assert by["bob/03_embeddings.ipynb"].gradable
+
+
+def test_a_notebook_of_no_known_assignment_names_the_option_that_places_it(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    (tmp_path / "subs").mkdir()
+    (tmp_path / "subs" / "alice.ipynb").write_text(nbformat.writes(nb), encoding="utf-8")
+    found = collect_submissions([tmp_path / "subs"], {"03_embeddings", "04_attention"}, tmp_path / "inbox",
+                                {"03_embeddings": nb, "04_attention": nb})
+    assert [s.status for s in found] == ["unknown_assignment"]
+    assert "--default-assignment" in found[0].reason
+
+
+def test_the_summary_says_which_submissions_got_no_score_and_why(capsys):
+    from autograder.grading import MAX_SHOWN_ROWS, print_unscored
+    from autograder.grading_gradebook import Row
+
+    rows = [Row("alice", "03_embeddings", "graded", file="alice.ipynb"),
+            Row("cut", "", "invalid_notebook", ["zip として読めません"], file="cut.zip")]
+    rows += [Row(f"s{i}", "", "unknown_assignment", ["課題を判定できません"], file=f"s{i}.ipynb") for i in range(12)]
+    print_unscored(rows)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].strip() == "cut.zip: invalid_notebook (zip として読めません)"
+    assert len(lines) == MAX_SHOWN_ROWS + 1 and "alice" not in "".join(lines)
+    assert lines[-1].strip() == f"ほか {13 - MAX_SHOWN_ROWS} 件 (理由は grades.csv の reason 欄)"
+
+
 def test_a_wrapping_folder_whose_name_is_too_long_is_reported_not_the_end(tmp_path):
     """About 86 kanji pass the disk's 255 bytes: every member is left out, and looking
     for its submitted/ folder must not raise (pathlib's is_dir does, on Python 3.11)."""

@@ -50,6 +50,8 @@ def test_a_mistyped_option_is_blamed_on_its_subcommand(capsys):
     (["predict", "--checkpoint", "c", "--input", "i", "--output", "o", "--windows", "2", "--max-length", "3"],
      "--max-length が 4 以上必要です (3)"),
     (["autograde", "class", "--memory-limit", "abc"], "--memory-limit: メモリの大きさ 'abc' が読めません (例: 4G"),
+    (["release", "--check", "--bundle", "course.zip"], "--check は確かめるだけで何も書きません"),
+    (["release", "--out", "never-written", "--bundle", "."], "--bundle .: フォルダです"),  # before any notebook
 ])
 def test_usage_errors_are_in_japanese(capsys, argv, message):
     assert message in usage_error(capsys, argv)

@@ -438,6 +438,8 @@ BAD_GOLD = {
     "mixed forms": ('{"page_id": "1", "ENEs": {"HAND.A.1": [{"ENE": "1.1"}]}}\n'
                     '{"page_id": "2", "labels": ["1.1"]}\n', 2, "形式"),
     "empty": ("", None, "空のファイル"),
+    "inputs given as gold": ('{"page_id": "1", "title": "a", "labels": []}\n'
+                             '{"page_id": "2", "title": "b", "labels": []}\n', None, "入力ファイル"),
 }
 
 
@@ -451,6 +453,12 @@ def test_bad_gold_is_rejected(tmp_path, case):
     assert info.value.errors[0].line == line
     assert reason in info.value.errors[0].reason
     assert "正解ファイル" in str(info.value)
+
+
+def test_simple_gold_may_have_pages_without_labels(tmp_path):
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text('{"page_id": "1", "labels": []}\n{"page_id": "2", "labels": ["x"]}\n', encoding="utf-8")
+    assert load_gold(gold).labels == {"1": frozenset(), "2": frozenset({"x"})}
 
 
 def test_gold_may_carry_several_hand_keys(tmp_path):

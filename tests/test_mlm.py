@@ -65,8 +65,8 @@ def test_time_budget_schedule_ignores_a_slow_start():
     settings = PretrainSettings(minutes=3, max_steps=10**7, warmup_ratio=0.1)
     plan = {"total": settings.max_steps, "warmup": warmup_steps_for(settings.max_steps, 0.1)}
     clock = lambda step: 20.0 + 0.1 * step  # noqa: E731  (20 s of compiling, then 0.1 s a step)
-    for step in range(10, 300, 10):
-        fit_schedule_to_budget(plan, step, clock(step), settings)
+    fitted = [fit_schedule_to_budget(plan, step, clock(step), settings) for step in range(10, 300, 10)]
+    assert fitted == [False] + [True] * (len(fitted) - 1)  # the progress bar learns its total from step 20
     expected_total = int((180 - 20) / 0.1)
     assert abs(plan["total"] - expected_total) <= 2
     assert plan["warmup"] == warmup_steps_for(plan["total"], 0.1)  # 10 %, not 10 % of a first guess

@@ -469,6 +469,8 @@ def load_gold(path: str | Path, *, label_space: str = "auto",
         gold[pid] = interned.setdefault(labels, labels)
         if len(gold) == size:  # one dict probe per line: this matters at 10^6 pages
             log.add(lineno, "page_id", f"page_id が重複しています: {pid}")
+    if gold and not any(gold.values()):  # nothing to find: F1 would be 0 whatever the submission
+        log.add(None, "labels", "どのページにも正解ラベルがありません (ラベルのない入力ファイルを正解として渡していませんか?)")
     if log.total:
         raise InvalidGold(log.errors, log.total)
     space = _resolve_label_space(label_space, form)
