@@ -265,6 +265,53 @@ def test_broken_pairs_inside_the_dump_are_skipped_and_the_rest_read(tmp_path):
     assert read_with_warnings(path, ["7"])[0] == ["7"]
 
 
+def test_index_lines_are_found_whatever_their_spacing(tmp_path):
+    """Elasticsearch's bulk format as Wikimedia writes it has no spaces; other writers add them."""
+    path = tmp_path / "dump.json"
+    path.write_text('{"index":{"_type":"_doc","_id":"12"}}\n{"text":"a"}\n'
+                    '{ "index" : {"_id": "13"}}\n{"text": "b"}\n', encoding="utf-8")
+    assert read_with_warnings(path) == (["12", "13"], [])
+
+
+def test_a_dump_cut_inside_a_character_is_cut_not_a_bad_line(tmp_path):
+    path = tmp_path / "dump.json"
+    path.write_bytes("".join(f'{{"index": {{"_id": "{i}"}}}}\n{{"text": "本文{i}です"}}\n' for i in (1, 2, 3))
+                     .encode("utf-8")[:-4])  # inside the last page's last character (3 bytes, then '"}\\n')
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing is only warned about
+        seen, error = read_until_error(path)
+    assert [p for p, _ in seen] == ["1", "2"] and error.line == 6 and "途中で切れています" in str(error)
+
+
+def test_a_cut_last_page_is_an_error_even_when_nobody_asked_for_it(tmp_path):
+    path = tmp_path / "dump.json"
+    write_cirrus_dump(path, many_pages(3))
+    path.write_bytes(path.read_bytes()[:-20])
+    seen, error = read_until_error(path, ["1", "404"])
+    assert [p for p, _ in seen] == ["1"] and error.line == 6 and "途中で切れています" in str(error)
+
+
+def test_a_dump_whose_every_page_line_is_bad_is_an_error(tmp_path):
+    lines = dump_lines(tmp_path, 2)
+    lines[1] = lines[3] = '{"namespace": 0, "text": ["本文"]}\n'
+    path = tmp_path / "dump.json"
+    path.write_text("".join(lines), encoding="utf-8")
+    with pytest.warns(UserWarning):
+        seen, error = read_until_error(path)
+    assert seen == [] and "ページが 1 件もありません" in str(error) and error.line is None
+
+
+def test_a_file_that_is_no_dump_is_not_read_to_its_end(tmp_path, monkeypatch):
+    import solutions.data.shinra as shinra_module
+    monkeypatch.setattr(shinra_module, "MAX_BAD_LINES_BEFORE_A_PAGE", 10)
+    path = tmp_path / "dump.json"
+    path.write_text('{"page_id": "1", "title": "t"}\n' * 100 + '{"index": {"_id": "1"}}\n{"text": "a"}\n',
+                    encoding="utf-8")
+    with pytest.warns(UserWarning):
+        seen, error = read_until_error(path)
+    assert seen == [] and "CirrusSearch のダンプではないようです（最初の 10 行に" in str(error)
+
+
 def test_a_pages_lost_line_reaches_the_joined_records_as_a_missing_page(shinra, tmp_path):
     lines = gzip.decompress((shinra / "dump.json.gz").read_bytes()).decode().splitlines(keepends=True)
     lines[3] = "{broken\n"  # page 102's line

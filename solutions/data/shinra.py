@@ -19,6 +19,8 @@ from .records import (DataError, Record, get_page_id, get_string, iter_lines_or_
 HAND_PREFIX = "HAND."
 DEFAULT_ANNOTATOR = "HAND.AIP.202204"
 MAX_SHOWN_WARNINGS = 20  # lines warned about one by one; the rest are counted
+MAX_BAD_LINES_BEFORE_A_PAGE = 1000  # a "dump" whose first lines hold no page is not read to its end
+INDEX_LINE = re.compile(r'\s*\{\s*"index"\s*:')  # {"index": {"_id": ...}}, with or without spaces
 
 
 # ---------------------------------------------------------------- official files: reading
@@ -144,7 +146,7 @@ def iter_cirrus_texts(dump_path, page_ids=None) -> Iterator[tuple[str, str]]:
     wanted = None if page_ids is None else set(page_ids)
     if wanted is not None and not wanted:
         return
-    problems = []
+    problems, good = [], 0
     try:
         for page_id, line_number, page_line in _cirrus_pairs(dump_path, problems):
             if wanted is not None and page_id not in wanted:
@@ -154,11 +156,14 @@ def iter_cirrus_texts(dump_path, page_ids=None) -> Iterator[tuple[str, str]]:
             except DataError as e:
                 _skip_line(e, page_line, problems, "このページは使いません")
                 continue
+            good += 1
             yield page_id, text
             if wanted is not None:
                 wanted.discard(page_id)
                 if not wanted:
                     return
+        if wanted is None:  # every page was decoded: none of them good is an error, as no pair is
+            _require_dump_pages(good, problems, dump_path)
     finally:
         _warn_lines(dump_path, problems)
 
@@ -173,7 +178,12 @@ def _cirrus_pairs(dump_path, problems: list[str]) -> Iterator[tuple[str, int, st
     pairs = 0
     with contextlib.closing(iter_lines_or_errors(dump_path)) as lines:
         for line_number, line in lines:
+            if not pairs and len(problems) >= MAX_BAD_LINES_BEFORE_A_PAGE:
+                raise DataError(f"CirrusSearch のダンプではないようです（最初の {line_number - 1} 行に"
+                                "ページが 1 件もありません）", path=dump_path)
             if isinstance(line, DataError):  # not UTF-8: its page (if any) is lost too
+                if line.cut:  # the file ends inside a character: cut, as a cut JSON line is
+                    raise line
                 problems.append(f"{line} (この行は使いません)")
                 waiting = None
             elif line.isspace():
@@ -187,17 +197,27 @@ def _cirrus_pairs(dump_path, problems: list[str]) -> Iterator[tuple[str, int, st
                 _skip_line(DataError("インデックス行のないページの行です", path=dump_path, line=line_number),
                            line, problems, "この行は使いません")
             else:
+                if not line.endswith("\n"):  # the last line: a page nobody asked for must not hide a cut
+                    parse_json_object(line, dump_path, line_number)
                 yield waiting[0], line_number, line
                 pairs, waiting = pairs + 1, None
     if waiting is not None:
         raise DataError("ファイルが途中で切れています（インデックス行の次にページの行がありません）",
                         path=dump_path, line=waiting[1] + 1)
-    require_pages(pairs, problems, dump_path)
+    _require_dump_pages(pairs, problems, dump_path)
+
+
+def _require_dump_pages(count: int, problems: list[str], path) -> None:
+    """A dump without a single good page is a ``DataError``. Its problems are not
+    one a line (a lost page can have two), so they are not said to be every line."""
+    if not count:
+        why = f"問題のある行が {len(problems)} 行あります" if problems else "空のファイルです"
+        raise DataError(f"ページが 1 件もありません（{why}）", path=path)
 
 
 def _is_index_line(line: str) -> bool:
     """Whether a dump line is an index line (``{"index": ...}``), without parsing the page lines."""
-    return line.lstrip().startswith('{"index"')
+    return INDEX_LINE.match(line) is not None
 
 
 def _cirrus_index(line: str, path, line_number: int, problems: list[str]) -> tuple[str, int] | None:
