@@ -42,10 +42,10 @@ class DataError(ValueError):
     """A problem in an input file, located as ``file:line`` (and the field, if any).
     ``cut``: the line is the file's last and has no line end (the file was cut short there)."""
 
-    cut = False
-
-    def __init__(self, message: str, *, path=None, line: int | None = None, field: str | None = None):
+    def __init__(self, message: str, *, path=None, line: int | None = None, field: str | None = None,
+                 cut: bool = False):
         self.path = None if path is None else str(path)
+        self.cut = cut
         self.line = line
         self.field = field
         self.message = message
@@ -135,10 +135,8 @@ def _decode_line(raw: bytes, path, line_number: int) -> str:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         cut = not raw.endswith(b"\n")  # a file cut inside a multi-byte character ends this way
-        error = DataError(f"{'行が途中で切れています。' if cut else ''}UTF-8 として読めません（{e.start + 1} バイト目）",
-                          path=path, line=line_number)
-        error.cut = cut
-        raise error from None
+        raise DataError(f"{'行が途中で切れています。' if cut else ''}UTF-8 として読めません（{e.start + 1} バイト目）",
+                        path=path, line=line_number, cut=cut) from None
     return text.removeprefix("\ufeff") if line_number == 1 else text
 
 

@@ -105,11 +105,17 @@ def read_shinra_annotations(path, *, key_prefix=HAND_PREFIX) -> list[tuple[str, 
     return [(page_id, title, labels) for page_id, (title, labels) in pages.items()]
 
 
-def require_pages(pages, problems: list[str], path) -> None:
-    """A file without a single good page (``pages`` empty or 0) is a ``DataError``
-    (its bad lines were warned about)."""
+def require_pages(pages, problems: list[str], path, *, a_line_each: bool = True) -> None:
+    """A file without a single good page (``pages`` empty, or a count of 0) is a
+    ``DataError`` (its problems were warned about). ``a_line_each``: each problem
+    is one line of the file (in a dump, a lost page can have two)."""
     if not pages:
-        why = f"{len(problems)} 行すべてにエラーがあります" if problems else "空のファイルです"
+        if not problems:
+            why = "空のファイルです"
+        elif a_line_each:
+            why = f"{len(problems)} 行すべてにエラーがあります"
+        else:
+            why = f"問題のある行が {len(problems)} 行あります"
         raise DataError(f"ページが 1 件もありません（{why}）", path=path)
 
 
@@ -163,7 +169,7 @@ def iter_cirrus_texts(dump_path, page_ids=None) -> Iterator[tuple[str, str]]:
                 if not wanted:
                     return
         if wanted is None:  # every page was decoded: none of them good is an error, as no pair is
-            _require_dump_pages(good, problems, dump_path)
+            require_pages(good, problems, dump_path, a_line_each=False)
     finally:
         _warn_lines(dump_path, problems)
 
@@ -204,15 +210,8 @@ def _cirrus_pairs(dump_path, problems: list[str]) -> Iterator[tuple[str, int, st
     if waiting is not None:
         raise DataError("ファイルが途中で切れています（インデックス行の次にページの行がありません）",
                         path=dump_path, line=waiting[1] + 1)
-    _require_dump_pages(pairs, problems, dump_path)
+    require_pages(pairs, problems, dump_path, a_line_each=False)
 
-
-def _require_dump_pages(count: int, problems: list[str], path) -> None:
-    """A dump without a single good page is a ``DataError``. Its problems are not
-    one a line (a lost page can have two), so they are not said to be every line."""
-    if not count:
-        why = f"問題のある行が {len(problems)} 行あります" if problems else "空のファイルです"
-        raise DataError(f"ページが 1 件もありません（{why}）", path=path)
 
 
 def _is_index_line(line: str) -> bool:
